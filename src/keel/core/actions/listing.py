@@ -1,0 +1,106 @@
+"""List parameters: ``page``, ``perPage``, ``sort`` and ``skipTotal``.
+
+Parsing follows PocketBase: ``perPage`` defaults to 30 and is capped at 1000,
+values below 1 fall back to the defaults, and ``skipTotal`` makes
+``totalItems``/``totalPages`` ``-1``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from keel.core.collection import Collection
+from keel.core.errors import BadRequestError
+from keel.storage.db.dialect import Dialect
+
+DEFAULT_PER_PAGE = 30
+MAX_PER_PAGE = 1000
+MAX_SORT_TERMS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class ListParams:
+    page: int = 1
+    per_page: int = DEFAULT_PER_PAGE
+    sort: str = ""
+    skip_total: bool = False
+    filter: str = ""
+
+
+def _positive(raw: str | None, default: int, name: str) -> int:
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequestError(f"Invalid {name} parameter, expected an integer.") from None
+    return value if value > 0 else default
+
+
+def parse_list_params(query: dict[str, str]) -> ListParams:
+    """Read the list parameters from a query string mapping.
+
+    Raises:
+        BadRequestError: ``page`` or ``perPage`` is not an integer.
+    """
+    page = _positive(query.get("page"), 1, "page")
+    per_page = min(_positive(query.get("perPage"), DEFAULT_PER_PAGE, "perPage"), MAX_PER_PAGE)
+    skip = query.get("skipTotal", "").lower() in {"1", "true", "t", "yes"}
+    return ListParams(
+        page=page,
+        per_page=per_page,
+        sort=query.get("sort", ""),
+        skip_total=skip,
+        filter=query.get("filter", ""),
+    )
+
+
+def order_by(dialect: Dialect, coll: Collection, sort: str, *, show_hidden: bool) -> str:
+    """The ``ORDER BY`` body for a ``sort`` parameter on plain fields.
+
+    ``-name`` sorts descending; ``@random`` and ``@rowid`` are supported. The
+    insertion order is always the last key, so pages never overlap.
+
+    Raises:
+        BadRequestError: an unknown field, or a hidden one for a non-superuser.
+    """
+    terms: list[str] = []
+    parts = [p.strip() for p in sort.split(",") if p.strip()]
+    if len(parts) > MAX_SORT_TERMS:
+        raise BadRequestError(f"Too many sort fields (at most {MAX_SORT_TERMS}).")
+    for part in parts:
+        direction = "ASC"
+        name = part
+        if part.startswith("-"):
+            direction, name = "DESC", part[1:]
+        elif part.startswith("+"):
+            name = part[1:]
+        if name == "@random":
+            terms.append("RANDOM()")
+            continue
+        if name == "@rowid":
+            terms.append(f"{dialect.rowid} {direction}")
+            continue
+        fld = coll.field(name)
+        if fld is None or (fld.hidden and not show_hidden) or fld.type == "password":
+            raise BadRequestError(f"Invalid sort field {name!r}.")
+        terms.append(f"{dialect.quote(fld.name)} {direction}")
+    terms.append(f"{dialect.rowid} ASC")
+    return ", ".join(terms)
+
+
+def page_json(params: ListParams, items: list[dict[str, Any]], total: int | None) -> dict[str, Any]:
+    """PocketBase's list envelope."""
+    if total is None:
+        total_items = total_pages = -1
+    else:
+        total_items = total
+        total_pages = (total + params.per_page - 1) // params.per_page
+    return {
+        "page": params.page,
+        "perPage": params.per_page,
+        "totalItems": total_items,
+        "totalPages": total_pages,
+        "items": items,
+    }

@@ -1,0 +1,302 @@
+"""Record use cases: list, view, create, update and delete.
+
+REST, batch, the CLI and later GraphQL call these, so rules, validation, hooks
+and relation integrity are implemented once. Writes take an optional open
+transaction (``tx``) so a batch can run several of them atomically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from keel.core.actions.listing import ListParams, order_by, page_json
+from keel.core.app import App
+from keel.core.collection import Collection
+from keel.core.errors import BadRequestError, FieldError, NotFoundError, ValidationError
+from keel.core.events import RecordEvent
+from keel.core.fields.relation import RelationField
+from keel.core.fields.text import generate
+from keel.core.record import Record, from_row, select_sql
+from keel.core.record_form import apply_body, blank_record
+from keel.core.request import RequestInfo
+from keel.core.rule import RuleFilter, rule_filter
+from keel.storage.db.database import Executor
+from keel.storage.db.errors import UniqueViolationError
+
+MAX_CASCADE_DEPTH = 32
+ALL_ROWS_FILTER = RuleFilter()
+
+
+@asynccontextmanager
+async def _transaction(app: App, tx: Executor | None) -> AsyncIterator[Executor]:
+    if tx is not None:
+        yield tx
+        return
+    async with app.db.transaction() as own:
+        yield own
+
+
+def _where(
+    rule: RuleFilter, extra: str = "", params: tuple[Any, ...] = ()
+) -> tuple[str, tuple[Any, ...]]:
+    conds = [c for c in (extra, rule.sql) if c]
+    if not conds:
+        return "", params
+    return " WHERE " + " AND ".join(f"({c})" for c in conds), params + rule.params
+
+
+# -- reads ----------------------------------------------------------------------
+
+
+async def list_records(
+    app: App, coll: Collection, info: RequestInfo, params: ListParams
+) -> dict[str, Any]:
+    """One page of records the caller may list, in PocketBase's envelope."""
+    rule = rule_filter(coll, "listRule", info)
+    if params.filter.strip():
+        raise BadRequestError(
+            "The filter parameter is not supported by this Keel version yet.",
+        )
+    show_hidden = info.auth.is_superuser
+    db = app.db
+    order = order_by(db.dialect, coll, params.sort, show_hidden=show_hidden)
+    where, bound = _where(rule)
+    sql = f"{select_sql(db.dialect, coll)}{where} ORDER BY {order} LIMIT ? OFFSET ?"
+    offset = (params.page - 1) * params.per_page
+    rows = await db.fetch_all(sql, (*bound, params.per_page, offset))
+    items = [from_row(coll, r).to_json(show_hidden=show_hidden) for r in rows]
+    total: int | None = None
+    if not params.skip_total:
+        if params.page == 1 and len(items) < params.per_page:
+            total = len(items)  # the whole result is on this page
+        else:
+            row = await db.fetch_one(
+                f"SELECT COUNT(*) FROM {db.dialect.quote(coll.name)}{where}", bound
+            )
+            total = int(row[0]) if row else 0
+    return page_json(params, items, total)
+
+
+async def find_record(
+    ex: Executor, coll: Collection, record_id: str, rule: RuleFilter
+) -> Record | None:
+    """The record with this id that also matches ``rule``, or ``None``."""
+    where, bound = _where(rule, f"{ex.dialect.quote('id')} = ?", (record_id,))
+    row = await ex.fetch_one(f"{select_sql(ex.dialect, coll)}{where}", bound)
+    return from_row(coll, row) if row else None
+
+
+async def view_record(app: App, coll: Collection, record_id: str, info: RequestInfo) -> Record:
+    """The record, if the caller may view it.
+
+    Raises:
+        ForbiddenError: the view rule is superusers-only.
+        NotFoundError: no such record, or the rule hides it.
+    """
+    rule = rule_filter(coll, "viewRule", info)
+    record = await find_record(app.db, coll, record_id, rule)
+    if record is None:
+        raise NotFoundError()
+    return record
+
+
+# -- writes ---------------------------------------------------------------------
+
+
+async def _check_relations(
+    ex: Executor, app: App, coll: Collection, record: Record, names: set[str], message: str
+) -> None:
+    errors: dict[str, Any] = {}
+    for fld in coll.relations():
+        if fld.name not in names:
+            continue
+        ids = fld.values_of(record.data.get(fld.name))
+        if not ids:
+            continue
+        target = app.find_collection(fld.options["collectionId"])
+        if target is None:
+            errors[fld.name] = FieldError(
+                "validation_missing_rel_records",
+                "Failed to find all relation records with the provided ids.",
+            )
+            continue
+        marks = ", ".join("?" for _ in ids)
+        rows = await ex.fetch_all(
+            f"SELECT id FROM {ex.dialect.quote(target.name)} WHERE id IN ({marks})", tuple(ids)
+        )
+        if len(rows) != len(set(ids)):
+            errors[fld.name] = FieldError(
+                "validation_missing_rel_records",
+                "Failed to find all relation records with the provided ids.",
+            )
+    if errors:
+        raise ValidationError(message, errors)
+
+
+def _unique_error(coll: Collection, exc: UniqueViolationError, message: str) -> ValidationError:
+    columns = list(exc.columns)
+    if not columns and exc.index:
+        for idx in coll.parsed_indexes():
+            if idx.name == exc.index:
+                columns = [c.name for c in idx.columns]
+        if exc.index.endswith("_pkey"):
+            columns = ["id"]
+    if not columns:
+        columns = ["id"]
+    return ValidationError(
+        message,
+        {c: FieldError("validation_not_unique", "Value must be unique.") for c in columns},
+    )
+
+
+def _values(coll: Collection, record: Record) -> list[Any]:
+    return [f.to_db(record.data.get(f.name, f.zero())) for f in coll.fields]
+
+
+async def create_record(
+    app: App, coll: Collection, body: dict[str, Any], info: RequestInfo, tx: Executor | None = None
+) -> Record:
+    """Validate and insert a record, then check the create rule on it.
+
+    Raises:
+        ForbiddenError: the create rule is superusers-only.
+        ValidationError: invalid values, missing relations, duplicates, or the
+            create rule rejects the new record (all 400).
+    """
+    message = "Failed to create record."
+    rule = rule_filter(coll, "createRule", info)
+    record = blank_record(coll)
+    changed = apply_body(coll, record, body, creating=True, message=message)
+    if coll.is_auth:
+        record.data["tokenKey"] = generate("[a-zA-Z0-9]{50}")
+    async with _transaction(app, tx) as ex:
+        await _check_relations(ex, app, coll, record, changed, message)
+
+        async def insert(e: RecordEvent) -> None:
+            q = ex.dialect.quote
+            cols = ", ".join(q(f.name) for f in coll.fields)
+            marks = ", ".join("?" for _ in coll.fields)
+            try:
+                await ex.execute(
+                    f"INSERT INTO {q(coll.name)} ({cols}) VALUES ({marks})", _values(coll, e.record)
+                )
+            except UniqueViolationError as exc:
+                raise _unique_error(coll, exc, message) from exc
+            if not rule.unrestricted and await find_record(ex, coll, e.record.id, rule) is None:
+                raise BadRequestError(message)
+
+        await app.on_record_create.trigger(RecordEvent(coll, record, info, ex), insert)
+    return record
+
+
+async def update_record(
+    app: App,
+    coll: Collection,
+    record_id: str,
+    body: dict[str, Any],
+    info: RequestInfo,
+    tx: Executor | None = None,
+) -> Record:
+    """Apply a body to an existing record the caller may update.
+
+    Raises:
+        ForbiddenError: the update rule is superusers-only.
+        NotFoundError: no such record, or the rule hides it.
+        ValidationError: invalid values, missing relations or duplicates.
+    """
+    message = "Failed to update record."
+    rule = rule_filter(coll, "updateRule", info)
+    async with _transaction(app, tx) as ex:
+        record = await find_record(ex, coll, record_id, rule)
+        if record is None:
+            raise NotFoundError()
+        changed = apply_body(coll, record, body, creating=False, message=message)
+        if coll.is_auth and "password" in changed:
+            record.data["tokenKey"] = generate("[a-zA-Z0-9]{50}")
+        await _check_relations(ex, app, coll, record, changed, message)
+
+        async def update(e: RecordEvent) -> None:
+            q = ex.dialect.quote
+            sets = ", ".join(f"{q(f.name)} = ?" for f in coll.fields)
+            try:
+                await ex.execute(
+                    f"UPDATE {q(coll.name)} SET {sets} WHERE {q('id')} = ?",
+                    (*_values(coll, e.record), record_id),
+                )
+            except UniqueViolationError as exc:
+                raise _unique_error(coll, exc, message) from exc
+
+        await app.on_record_update.trigger(RecordEvent(coll, record, info, ex), update)
+    return record
+
+
+async def delete_record(
+    app: App, coll: Collection, record_id: str, info: RequestInfo, tx: Executor | None = None
+) -> None:
+    """Delete a record the caller may delete, and keep relations consistent.
+
+    Records pointing at it through a ``cascadeDelete`` relation are deleted
+    too; other references are removed from their relation fields. A record
+    still required by a relation cannot be deleted (400).
+    """
+    rule = rule_filter(coll, "deleteRule", info)
+    async with _transaction(app, tx) as ex:
+        record = await find_record(ex, coll, record_id, rule)
+        if record is None:
+            raise NotFoundError()
+        await _delete(app, ex, record, info, depth=0)
+
+
+async def _delete(app: App, ex: Executor, record: Record, info: RequestInfo, depth: int) -> None:
+    if depth > MAX_CASCADE_DEPTH:
+        raise BadRequestError("Failed to delete record: the cascade is too deep.")
+    coll = record.collection
+
+    async def delete(e: RecordEvent) -> None:
+        await _release_references(app, ex, e.record, info, depth)
+        q = ex.dialect.quote
+        await ex.execute(f"DELETE FROM {q(coll.name)} WHERE {q('id')} = ?", (e.record.id,))
+
+    await app.on_record_delete.trigger(RecordEvent(coll, record, info, ex), delete)
+
+
+def _references(ex: Executor, fld: RelationField) -> str:
+    q = ex.dialect.quote(fld.name)
+    if not fld.multiple:
+        return f"{q} = ?"
+    if ex.dialect.name == "postgres":
+        return f"{q} @> jsonb_build_array(?::text)"
+    return f"EXISTS (SELECT 1 FROM json_each({q}) WHERE json_each.value = ?)"
+
+
+async def _release_references(
+    app: App, ex: Executor, record: Record, info: RequestInfo, depth: int
+) -> None:
+    for other in app.collections:
+        for fld in other.relations():
+            if fld.options["collectionId"] != record.collection.id:
+                continue
+            rows = await ex.fetch_all(
+                f"{select_sql(ex.dialect, other)} WHERE {_references(ex, fld)}", (record.id,)
+            )
+            for row in rows:
+                ref = from_row(other, row)
+                if ref.collection.id == record.collection.id and ref.id == record.id:
+                    continue
+                if fld.options["cascadeDelete"]:
+                    await _delete(app, ex, ref, info, depth + 1)
+                    continue
+                remaining = [v for v in fld.values_of(ref.data[fld.name]) if v != record.id]
+                if fld.required and not remaining:
+                    raise BadRequestError(
+                        "Failed to delete record. Make sure that the record is not part of a "
+                        "required relation reference."
+                    )
+                value = remaining if fld.multiple else ""
+                q = ex.dialect.quote
+                await ex.execute(
+                    f"UPDATE {q(other.name)} SET {q(fld.name)} = ? WHERE {q('id')} = ?",
+                    (fld.to_db(value), ref.id),
+                )

@@ -1,0 +1,106 @@
+"""The ``App``: one object owning the database, the schema cache, settings and hooks.
+
+Every worker process builds one. Schema and settings are cached in memory and
+checked against a version row before each request (:meth:`App.refresh`), so a
+change made through any worker or node is seen by the next request anywhere.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import orjson
+
+from keel.core.collection import Collection, collection_from_storage
+from keel.core.config import Config
+from keel.core.errors import NotFoundError
+from keel.core.events import RecordEvent
+from keel.core.migrations.runner import migrate
+from keel.core.settings import load_settings
+from keel.hooks import Hook
+from keel.storage.db.database import Database, Executor
+from keel.storage.db.url import open_database
+
+
+class App:
+    """A Keel application instance.
+
+    Args:
+        config: the process configuration.
+        db: a database adapter; built from ``config`` when omitted.
+    """
+
+    def __init__(self, config: Config, db: Database | None = None) -> None:
+        self.config = config
+        self.db: Database = db or open_database(
+            config.resolved_database_url, sqlite_synchronous=config.sqlite_synchronous
+        )
+        self._by_name: dict[str, Collection] = {}
+        self._by_id: dict[str, Collection] = {}
+        self.settings: dict[str, Any] = load_settings(None)
+        self._version: str | None = None
+        self.on_record_create: Hook[RecordEvent] = Hook()
+        self.on_record_update: Hook[RecordEvent] = Hook()
+        self.on_record_delete: Hook[RecordEvent] = Hook()
+
+    # -- lifecycle ------------------------------------------------------------
+
+    async def start(self, *, run_migrations: bool = True) -> None:
+        """Connect, apply pending system migrations, and load the schema."""
+        await self.db.connect()
+        if run_migrations:
+            await migrate(self.db)
+        await self.reload()
+
+    async def stop(self) -> None:
+        await self.db.close()
+
+    # -- schema cache ---------------------------------------------------------
+
+    async def reload(self) -> None:
+        """Read collections and settings from the database."""
+        version = await self._read_version(self.db)
+        rows = await self.db.fetch_all("SELECT data FROM _collections ORDER BY created, name")
+        collections = [collection_from_storage(orjson.loads(r[0])) for r in rows]
+        self._by_name = {c.name.lower(): c for c in collections}
+        self._by_id = {c.id: c for c in collections}
+        row = await self.db.fetch_one("SELECT value FROM _params WHERE id = 'settings'")
+        self.settings = load_settings(orjson.loads(row[0]) if row else None)
+        self._version = version
+
+    async def refresh(self) -> None:
+        """Reload when another worker or node changed the schema or settings."""
+        if await self._read_version(self.db) != self._version:
+            await self.reload()
+
+    @staticmethod
+    async def _read_version(ex: Executor) -> str:
+        row = await ex.fetch_one("SELECT value FROM _params WHERE id = 'version'")
+        return str(row[0]) if row else ""
+
+    async def bump_version(self, tx: Executor) -> None:
+        """Mark the schema or settings changed, inside the changing transaction."""
+        await tx.execute(
+            "UPDATE _params SET value = ? WHERE id = 'version'", (secrets.token_hex(8),)
+        )
+
+    @property
+    def collections(self) -> list[Collection]:
+        return list(self._by_id.values())
+
+    def find_collection(self, id_or_name: str) -> Collection | None:
+        return self._by_id.get(id_or_name) or self._by_name.get(id_or_name.lower())
+
+    def collection(
+        self, id_or_name: str, message: str = "Missing collection context."
+    ) -> Collection:
+        """The collection with this id or name.
+
+        Raises:
+            NotFoundError: there is none.
+        """
+        coll = self.find_collection(id_or_name)
+        if coll is None:
+            raise NotFoundError(message)
+        return coll

@@ -1,0 +1,124 @@
+"""Applying a request body to a record: values, modifiers, defaults, validation.
+
+Used by create and update alike. The body is a mapping from the JSON body or
+the multipart form; keys are field names, optionally with a modifier:
+``name+`` appends (or adds), ``+name`` prepends, ``name-`` removes (or
+subtracts). Plain values are applied before modifiers, as PocketBase does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from keel.core.collection import Collection
+from keel.core.errors import FieldError, ValidationError
+from keel.core.fields.date import now_text
+from keel.core.fields.text import generate
+from keel.core.record import Record
+from keel.security.password import hash_password
+
+#: Body keys that are read-only record metadata; clients often send them back.
+IGNORED_KEYS = frozenset({"collectionId", "collectionName", "expand"})
+
+
+def _split_key(key: str) -> tuple[str, str]:
+    if key.endswith("+"):
+        return key[:-1], "+"
+    if key.startswith("+"):
+        return key[1:], "^"
+    if key.endswith("-"):
+        return key[:-1], "-"
+    return key, ""
+
+
+def apply_body(
+    coll: Collection, record: Record, body: dict[str, Any], *, creating: bool, message: str
+) -> set[str]:
+    """Apply ``body`` to ``record`` in place and validate the result.
+
+    Returns:
+        The names of the fields the body changed.
+
+    Raises:
+        ValidationError: per-field errors, PocketBase-shaped.
+    """
+    errors: dict[str, Any] = {}
+    plain: list[tuple[str, Any]] = []
+    modifiers: list[tuple[str, str, Any]] = []
+    for key, value in body.items():
+        if key in IGNORED_KEYS:
+            continue
+        name, op = _split_key(key)
+        fld = coll.field(name)
+        if fld is None:
+            errors[key] = FieldError("validation_unknown_field", "Unknown field.")
+            continue
+        if fld.type == "autodate":
+            continue  # set by the server, as in PocketBase
+        if op:
+            modifiers.append((fld.name, op, value))
+        else:
+            plain.append((fld.name, value))
+    changed: set[str] = set()
+    for name, value in plain:
+        fld = coll.field(name)
+        assert fld is not None
+        if name == "id" and not creating:
+            if value not in (None, "", record.id):
+                errors["id"] = FieldError(
+                    "validation_pk_change", "The record primary key cannot be changed."
+                )
+            continue
+        try:
+            record.data[name] = fld.normalize(value)
+            changed.add(name)
+        except FieldError as exc:
+            errors[name] = exc
+    for name, op, value in modifiers:
+        fld = coll.field(name)
+        assert fld is not None
+        if name in errors:
+            continue
+        try:
+            record.data[name] = fld.modify(record.data.get(name, fld.zero()), op, value)
+            changed.add(name)
+        except FieldError as exc:
+            errors[name] = exc
+    now = now_text()
+    for fld in coll.fields:
+        if fld.type == "autodate" and (
+            (creating and fld.options["onCreate"]) or (not creating and fld.options["onUpdate"])
+        ):
+            record.data[fld.name] = now
+        elif (
+            creating
+            and fld.type == "text"
+            and fld.options["autogeneratePattern"]
+            and record.data.get(fld.name, "") == ""
+        ):
+            record.data[fld.name] = generate(fld.options["autogeneratePattern"])
+    for fld in coll.fields:
+        if fld.name in errors or fld.type == "autodate":
+            continue
+        if fld.type == "password":
+            if fld.name not in changed and not creating:
+                continue
+            if creating and fld.name not in changed:
+                if fld.required:
+                    errors[fld.name] = FieldError("validation_required", "Cannot be blank.")
+                continue
+        try:
+            fld.validate(record.data.get(fld.name, fld.zero()))
+        except FieldError as exc:
+            errors[fld.name] = exc
+    if errors:
+        raise ValidationError(message, errors)
+    for fld in coll.fields:
+        if fld.type == "password" and fld.name in changed and record.data.get(fld.name):
+            record.data[fld.name] = hash_password(record.data[fld.name])
+    return changed
+
+
+def blank_record(coll: Collection) -> Record:
+    """A record with every field at its zero value."""
+    return Record(coll, {f.name: f.zero() for f in coll.fields})

@@ -1,0 +1,79 @@
+"""The ASGI application: routes, error mapping and the App lifecycle."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from keel.core.app import App
+from keel.core.config import Config, load_config
+from keel.core.errors import KeelError
+from keel.http.response import JSONResponse, error_body, error_response
+from keel.http.routes import auth, batch, collections, records, settings
+from keel.storage.db.errors import DatabaseBusyError, StatementTimeoutError
+
+log = logging.getLogger("keel.http")
+
+
+async def _keel_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, KeelError)
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code in (404, 405):
+        message = "The requested resource wasn't found."
+        return JSONResponse(error_body(404, message), 404)
+    return JSONResponse(error_body(exc.status_code, str(exc.detail)), exc.status_code)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, DatabaseBusyError):
+        return JSONResponse(error_body(503, "The database is busy, try again."), 503)
+    if isinstance(exc, StatementTimeoutError):
+        return JSONResponse(error_body(400, "The query took too long and was cancelled."), 400)
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return JSONResponse(error_body(500, "Something went wrong while processing your request."), 500)
+
+
+def create_app(keel: App) -> Starlette:
+    """The ASGI app serving ``keel``; it starts and stops the App with the server."""
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await keel.start()
+        try:
+            yield
+        finally:
+            await keel.stop()
+
+    app = Starlette(
+        routes=[
+            *settings.routes,
+            *collections.routes,
+            *records.routes,
+            *auth.routes,
+            *batch.routes,
+        ],
+        exception_handlers={
+            KeelError: _keel_error,
+            HTTPException: _http_error,
+            Exception: _unexpected,
+        },
+        lifespan=lifespan,
+    )
+    app.state.keel = keel
+    return app
+
+
+def create_app_from_env() -> Starlette:
+    """Factory for ASGI servers: the configuration comes from ``KEEL_*`` variables."""
+    config: Config = load_config()
+    return create_app(App(config))

@@ -1,0 +1,38 @@
+"""Per-request context: the App, the caller's auth, and rule-visible request data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+
+from keel.core.actions.auth import authenticate
+from keel.core.app import App
+from keel.core.request import RequestInfo
+
+
+def get_app(request: Request) -> App:
+    app: App = request.app.state.keel
+    return app
+
+
+def bearer_token(request: Request) -> str:
+    """The token of the Authorization header, raw or with a ``Bearer`` prefix."""
+    header = request.headers.get("authorization", "").strip()
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip()
+    return header
+
+
+async def request_info(request: Request, body: dict[str, Any] | None = None) -> RequestInfo:
+    """Refresh the schema if another worker changed it, then identify the caller."""
+    app = get_app(request)
+    await app.refresh()
+    auth = await authenticate(app, bearer_token(request))
+    return RequestInfo(
+        auth=auth,
+        method=request.method,
+        query=dict(request.query_params),
+        headers={k.lower(): v for k, v in request.headers.items()},
+        body=body or {},
+    )

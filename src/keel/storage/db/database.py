@@ -1,0 +1,56 @@
+"""The ``Database`` protocol every storage engine implements.
+
+Statements use ``?`` placeholders; rows come back as tuples in select order.
+Writes that must be atomic run inside :meth:`Database.transaction`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
+
+from keel.storage.db.dialect import Dialect
+
+Row = tuple[Any, ...]
+Params = Sequence[Any]
+
+
+class Executor(Protocol):
+    """Something statements can run on: a database or an open transaction."""
+
+    dialect: Dialect
+
+    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
+        """Run a query and return every row."""
+        ...
+
+    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
+        """Run a query and return its first row, or ``None``."""
+        ...
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """Run a statement and return the number of rows it changed."""
+        ...
+
+
+class Database(Executor, Protocol):
+    """A storage engine: reads anywhere, writes inside transactions."""
+
+    url: str
+
+    async def connect(self) -> None:
+        """Open connections; safe to call once per process."""
+        ...
+
+    async def close(self) -> None:
+        """Close every connection this object opened."""
+        ...
+
+    def transaction(self) -> AbstractAsyncContextManager[Executor]:
+        """A write transaction: commits on normal exit, rolls back on error.
+
+        Transactions do not nest; inside one, run statements on the executor it
+        yields, never on the database itself.
+        """
+        ...

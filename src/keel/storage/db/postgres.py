@@ -1,0 +1,160 @@
+"""PostgreSQL adapter on asyncpg.
+
+Statements arrive with ``?`` placeholders and are rewritten to ``$1, $2, …``
+once per distinct text. Identifiers are validated names and values are always
+bound, so a ``?`` can only be a placeholder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import lru_cache
+from typing import Any
+
+import asyncpg
+
+from keel.storage.db.database import Executor, Params, Row
+from keel.storage.db.dialect import POSTGRES
+from keel.storage.db.errors import (
+    DatabaseError,
+    IntegrityError,
+    SchemaMismatchError,
+    StatementTimeoutError,
+    UniqueViolationError,
+)
+
+
+@lru_cache(maxsize=4096)
+def _numbered(sql: str) -> str:
+    parts = sql.split("?")
+    out = [parts[0]]
+    for i, part in enumerate(parts[1:], start=1):
+        out.append(f"${i}")
+        out.append(part)
+    return "".join(out)
+
+
+def _translate(exc: Exception) -> DatabaseError:
+    if isinstance(exc, asyncpg.UniqueViolationError):
+        return UniqueViolationError(
+            str(exc),
+            table=getattr(exc, "table_name", "") or "",
+            index=getattr(exc, "constraint_name", "") or "",
+        )
+    if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
+        return IntegrityError(str(exc))
+    if isinstance(exc, (asyncpg.UndefinedTableError, asyncpg.UndefinedColumnError)):
+        return SchemaMismatchError(str(exc))
+    if isinstance(exc, asyncpg.QueryCanceledError):
+        return StatementTimeoutError(str(exc))
+    return DatabaseError(str(exc))
+
+
+def _row(record: Any) -> Row:
+    return tuple(record.values())
+
+
+class _Runner:
+    dialect = POSTGRES
+
+    async def _conn_fetch(self, conn: Any, sql: str, params: Params) -> list[Row]:
+        try:
+            records = await conn.fetch(_numbered(sql), *params)
+        except asyncpg.PostgresError as exc:
+            raise _translate(exc) from exc
+        return [_row(r) for r in records]
+
+    async def _conn_execute(self, conn: Any, sql: str, params: Params) -> int:
+        try:
+            status: str = await conn.execute(_numbered(sql), *params)
+        except asyncpg.PostgresError as exc:
+            raise _translate(exc) from exc
+        tail = status.rsplit(" ", 1)[-1]
+        return int(tail) if tail.isdigit() else 0
+
+
+class PostgresDatabase(_Runner):
+    """A :class:`keel.storage.db.database.Database` on PostgreSQL.
+
+    Args:
+        url: ``postgresql://user:pass@host:port/dbname``.
+        min_size, max_size: connection pool bounds.
+        statement_timeout_ms: server-side budget for each statement.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_size: int = 2,
+        max_size: int = 10,
+        statement_timeout_ms: int = 30_000,
+    ) -> None:
+        self.url = url
+        self._min = min_size
+        self._max = max_size
+        self._timeout = statement_timeout_ms
+        self._pool: Any = None
+
+    async def connect(self) -> None:
+        try:
+            self._pool = await asyncpg.create_pool(
+                self.url,
+                min_size=self._min,
+                max_size=self._max,
+                server_settings={"statement_timeout": str(self._timeout)},
+            )
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise DatabaseError(f"cannot connect to PostgreSQL: {exc}") from exc
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
+        async with self._pool.acquire() as conn:
+            return await self._conn_fetch(conn, sql, params)
+
+    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
+        rows = await self.fetch_all(sql, params)
+        return rows[0] if rows else None
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        async with self._pool.acquire() as conn:
+            return await self._conn_execute(conn, sql, params)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Executor]:
+        async with self._pool.acquire() as conn:
+            tx = conn.transaction()
+            try:
+                await tx.start()
+            except asyncpg.PostgresError as exc:
+                raise _translate(exc) from exc
+            try:
+                yield _PostgresTransaction(conn)
+            except BaseException:
+                await tx.rollback()
+                raise
+            else:
+                try:
+                    await tx.commit()
+                except asyncpg.PostgresError as exc:
+                    raise _translate(exc) from exc
+
+
+class _PostgresTransaction(_Runner):
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
+        return await self._conn_fetch(self._conn, sql, params)
+
+    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
+        rows = await self._conn_fetch(self._conn, sql, params)
+        return rows[0] if rows else None
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        return await self._conn_execute(self._conn, sql, params)

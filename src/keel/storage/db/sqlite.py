@@ -1,0 +1,280 @@
+"""SQLite adapter: WAL mode, one writer thread, a small pool of reader threads.
+
+Concurrency model:
+- Every worker process opens its own connections to the same file.
+- Writes run on one dedicated thread per process, one transaction at a time
+  (an ``asyncio.Lock``), opened with ``BEGIN IMMEDIATE`` so the write lock is
+  taken up front and a transaction never fails half-way on a lock upgrade.
+  Between processes the lock is waited for with ``busy_timeout`` and, past it,
+  retried until ``lock_wait`` seconds have passed; only then does the caller
+  get :class:`DatabaseBusyError`, never a raw "database is locked".
+- Reads run on reader threads in autocommit mode, so each statement sees every
+  transaction committed before it started, in any process.
+
+Durability: ``synchronous=FULL`` by default, so an acknowledged write survives
+power loss (WAL + FULL syncs the log on every commit). ``NORMAL`` is faster and
+survives process crashes but may lose the last commits on power loss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from keel.storage.db.database import Executor, Params, Row
+from keel.storage.db.dialect import SQLITE
+from keel.storage.db.errors import (
+    DatabaseBusyError,
+    DatabaseError,
+    IntegrityError,
+    SchemaMismatchError,
+    UniqueViolationError,
+)
+
+T = TypeVar("T")
+
+_UNIQUE = re.compile(r"UNIQUE constraint failed: (.+)")
+_SCHEMA = re.compile(r"no such (table|column)")
+
+
+def _translate(exc: sqlite3.Error) -> DatabaseError:
+    message = str(exc)
+    if isinstance(exc, sqlite3.IntegrityError):
+        match = _UNIQUE.search(message)
+        if match:
+            parts = [p.strip() for p in match.group(1).split(",")]
+            table = parts[0].split(".", 1)[0] if parts else ""
+            columns = tuple(p.split(".", 1)[-1] for p in parts)
+            return UniqueViolationError(message, table=table, columns=columns)
+        return IntegrityError(message)
+    if isinstance(exc, sqlite3.OperationalError):
+        if "locked" in message or "busy" in message:
+            return DatabaseBusyError(message)
+        if _SCHEMA.search(message):
+            return SchemaMismatchError(message)
+    return DatabaseError(message)
+
+
+class _Connector:
+    """Opens configured connections to one database file."""
+
+    def __init__(self, path: str, synchronous: str, busy_timeout_ms: int) -> None:
+        self.path = path
+        self.synchronous = synchronous
+        self.busy_timeout_ms = busy_timeout_ms
+
+    def open(self, *, read_only: bool) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=0)
+        conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        conn.execute("PRAGMA temp_store = MEMORY")
+        conn.execute("PRAGMA cache_size = -16000")
+        if read_only:
+            conn.execute("PRAGMA query_only = 1")
+        return conn
+
+
+class SQLiteDatabase:
+    """A :class:`keel.storage.db.database.Database` on one SQLite file.
+
+    Args:
+        path: the database file; created with its folder if missing.
+        synchronous: ``"FULL"`` (default, durable on power loss) or ``"NORMAL"``.
+        readers: number of reader threads.
+        lock_wait: seconds a writer waits for another process's write lock.
+    """
+
+    dialect = SQLITE
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        synchronous: str = "FULL",
+        readers: int = 2,
+        lock_wait: float = 30.0,
+    ) -> None:
+        if synchronous.upper() not in {"FULL", "NORMAL", "EXTRA", "OFF"}:
+            raise ValueError(f"invalid synchronous setting: {synchronous!r}")
+        self.path = Path(path)
+        self.url = f"sqlite:///{self.path}"
+        self._connector = _Connector(str(self.path), synchronous.upper(), 5000)
+        self._readers = readers
+        self._lock_wait = lock_wait
+        self._write_pool: ThreadPoolExecutor | None = None
+        self._read_pool: ThreadPoolExecutor | None = None
+        self._writer: sqlite3.Connection | None = None
+        self._local = threading.local()
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._reader_lock = threading.Lock()
+        self._write_lock = asyncio.Lock()
+
+    async def connect(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._write_pool = ThreadPoolExecutor(1, thread_name_prefix="keel-sqlite-w")
+        self._read_pool = ThreadPoolExecutor(self._readers, thread_name_prefix="keel-sqlite-r")
+        self._writer = await self._on_writer(self._open_writer)
+
+    def _open_writer(self) -> sqlite3.Connection:
+        conn = self._connector.open(read_only=False)
+        deadline = time.monotonic() + self._lock_wait
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                return conn
+            except sqlite3.OperationalError as exc:
+                if time.monotonic() > deadline:
+                    raise _translate(exc) from exc
+                time.sleep(0.01)
+
+    async def close(self) -> None:
+        for pool in (self._read_pool, self._write_pool):
+            if pool is not None:
+                pool.shutdown(wait=True)
+        with self._reader_lock:
+            for conn in self._reader_conns:
+                conn.close()
+            self._reader_conns.clear()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        self._read_pool = self._write_pool = None
+
+    # -- reads ---------------------------------------------------------------
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connector.open(read_only=True)
+            self._local.conn = conn
+            with self._reader_lock:
+                self._reader_conns.append(conn)
+        return conn
+
+    async def _on_reader(self, fn: Callable[[], T]) -> T:
+        assert self._read_pool is not None, "database is not connected"
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._read_pool, fn)
+
+    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
+        def run() -> list[Row]:
+            try:
+                return self._reader().execute(sql, tuple(params)).fetchall()
+            except sqlite3.Error as exc:
+                raise _translate(exc) from exc
+
+        return await self._on_reader(run)
+
+    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
+        def run() -> Row | None:
+            try:
+                row: Row | None = self._reader().execute(sql, tuple(params)).fetchone()
+                return row
+            except sqlite3.Error as exc:
+                raise _translate(exc) from exc
+
+        return await self._on_reader(run)
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        async with self.transaction() as tx:
+            return await tx.execute(sql, params)
+
+    # -- writes --------------------------------------------------------------
+
+    async def _on_writer(self, fn: Callable[[], T]) -> T:
+        assert self._write_pool is not None, "database is not connected"
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._write_pool, fn)
+
+    def _begin(self) -> None:
+        assert self._writer is not None
+        deadline = time.monotonic() + self._lock_wait
+        while True:
+            try:
+                self._writer.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                busy = "locked" in str(exc) or "busy" in str(exc)
+                if not busy or time.monotonic() > deadline:
+                    raise _translate(exc) from exc
+
+    def _finish(self, commit: bool) -> None:
+        assert self._writer is not None
+        if not self._writer.in_transaction:
+            return
+        if commit:
+            deadline = time.monotonic() + self._lock_wait
+            while True:
+                try:
+                    self._writer.execute("COMMIT")
+                    return
+                except sqlite3.OperationalError as exc:
+                    busy = "locked" in str(exc) or "busy" in str(exc)
+                    if not busy or time.monotonic() > deadline:
+                        self._writer.execute("ROLLBACK")
+                        raise _translate(exc) from exc
+        else:
+            self._writer.execute("ROLLBACK")
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Executor]:
+        async with self._write_lock:
+            await self._on_writer(self._begin)
+            tx = _SQLiteTransaction(self)
+            try:
+                yield tx
+            except BaseException:
+                await asyncio.shield(self._on_writer(lambda: self._finish(False)))
+                raise
+            else:
+                await asyncio.shield(self._on_writer(lambda: self._finish(True)))
+            finally:
+                tx.closed = True
+
+    async def run_script(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run ``fn`` with the writer connection on the writer thread (maintenance)."""
+        async with self._write_lock:
+            assert self._writer is not None
+            writer = self._writer
+            return await self._on_writer(lambda: fn(writer))
+
+
+class _SQLiteTransaction:
+    """The executor handed out by :meth:`SQLiteDatabase.transaction`."""
+
+    dialect = SQLITE
+
+    def __init__(self, db: SQLiteDatabase) -> None:
+        self._db = db
+        self.closed = False
+
+    def _run(self, sql: str, params: Params) -> sqlite3.Cursor:
+        if self.closed:
+            raise DatabaseError("transaction is closed")
+        assert self._db._writer is not None
+        try:
+            return self._db._writer.execute(sql, tuple(params))
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+
+    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
+        return await self._db._on_writer(lambda: self._run(sql, params).fetchall())
+
+    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
+        def run() -> Row | None:
+            row: Row | None = self._run(sql, params).fetchone()
+            return row
+
+        return await self._db._on_writer(run)
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        return await self._db._on_writer(lambda: self._run(sql, params).rowcount)
