@@ -29,14 +29,17 @@ SUPERUSER_EMAIL = "admin@example.com"
 SUPERUSER_PASSWORD = "1234567890"
 
 
+TEST_DATABASE = "keel_tests"
+
+
 def _with_database(url: str, name: str) -> str:
-    base, _, _ = url.rpartition("/")
+    base, _, _ = url.partition("?")[0].rpartition("/")
     return f"{base}/{name}"
 
 
-async def _admin_connection() -> Any:
+async def _admin_connection(url: str = POSTGRES_URL) -> Any:
     try:
-        return await asyncpg.connect(POSTGRES_URL, timeout=5)
+        return await asyncpg.connect(url, timeout=5)
     except (OSError, asyncpg.PostgresError) as exc:
         if os.environ.get("CI") == "true":
             pytest.fail(f"PostgreSQL is required under CI but unreachable: {exc}")
@@ -44,21 +47,38 @@ async def _admin_connection() -> Any:
 
 
 async def create_postgres_database() -> str:
-    """A new empty database; returns its URL."""
+    """A URL to a new, empty PostgreSQL schema of its own.
+
+    Each test gets a schema (not a whole database, which is much slower to
+    create) in the ``keel_tests`` database; asyncpg passes the URL's
+    ``search_path`` parameter to the server.
+    """
     conn = await _admin_connection()
-    name = "keel_test_" + secrets.token_hex(6)
     try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", TEST_DATABASE)
+        if not exists:
+            try:
+                await conn.execute(f'CREATE DATABASE "{TEST_DATABASE}"')
+            except asyncpg.DuplicateDatabaseError:
+                pass  # created concurrently by another test process
     finally:
         await conn.close()
-    return _with_database(POSTGRES_URL, name)
+    schema = "t_" + secrets.token_hex(6)
+    url = _with_database(POSTGRES_URL, TEST_DATABASE)
+    conn = await _admin_connection(url)
+    try:
+        await conn.execute(f'CREATE SCHEMA "{schema}"')
+    finally:
+        await conn.close()
+    return f"{url}?search_path={schema}"
 
 
 async def drop_postgres_database(url: str) -> None:
-    conn = await _admin_connection()
-    name = url.rpartition("/")[2]
+    """Drop the schema made by :func:`create_postgres_database`."""
+    base, _, query = url.partition("?search_path=")
+    conn = await _admin_connection(base)
     try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{query}" CASCADE')
     finally:
         await conn.close()
 
@@ -84,7 +104,15 @@ async def database_url(engine: str, tmp_path: Path) -> AsyncIterator[str]:
 
 @pytest.fixture
 def config(tmp_path: Path, database_url: str) -> Config:
-    return Config(data_dir=str(tmp_path), database_url=database_url, max_body_size=1 << 20)
+    # A cheap argon2id cost keeps per-test superuser logins fast.
+    return Config(
+        data_dir=str(tmp_path),
+        database_url=database_url,
+        max_body_size=1 << 20,
+        argon2_time_cost=1,
+        argon2_memory_kib=1024,
+        argon2_parallelism=1,
+    )
 
 
 @pytest.fixture

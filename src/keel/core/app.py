@@ -19,6 +19,7 @@ from keel.core.events import RecordEvent
 from keel.core.migrations.runner import migrate
 from keel.core.settings import load_settings
 from keel.hooks import Hook
+from keel.security.password import Passwords
 from keel.storage.db.database import Database, Executor
 from keel.storage.db.url import open_database
 
@@ -35,6 +36,9 @@ class App:
         self.config = config
         self.db: Database = db or open_database(
             config.resolved_database_url, sqlite_synchronous=config.sqlite_synchronous
+        )
+        self.passwords = Passwords(
+            config.argon2_time_cost, config.argon2_memory_kib, config.argon2_parallelism
         )
         self._by_name: dict[str, Collection] = {}
         self._by_id: dict[str, Collection] = {}

@@ -31,8 +31,10 @@ class Config:
     max_body_size: int = DEFAULT_MAX_BODY_SIZE
     #: SQLite ``synchronous`` setting: FULL (durable on power loss) or NORMAL.
     sqlite_synchronous: str = "FULL"
-    #: Superuser token lifetime, in seconds.
-    superuser_token_duration: int = 86400
+    #: argon2id cost for new password hashes (argon2-cffi defaults).
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
+    argon2_parallelism: int = 4
 
     @property
     def resolved_database_url(self) -> str:

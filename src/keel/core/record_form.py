@@ -15,7 +15,7 @@ from keel.core.errors import FieldError, ValidationError
 from keel.core.fields.date import now_text
 from keel.core.fields.text import generate
 from keel.core.record import Record
-from keel.security.password import hash_password
+from keel.security.password import Passwords
 
 #: Body keys that are read-only record metadata; clients often send them back.
 IGNORED_KEYS = frozenset({"collectionId", "collectionName", "expand"})
@@ -31,8 +31,14 @@ def _split_key(key: str) -> tuple[str, str]:
     return key, ""
 
 
-def apply_body(
-    coll: Collection, record: Record, body: dict[str, Any], *, creating: bool, message: str
+async def apply_body(
+    coll: Collection,
+    record: Record,
+    body: dict[str, Any],
+    *,
+    creating: bool,
+    message: str,
+    passwords: Passwords,
 ) -> set[str]:
     """Apply ``body`` to ``record`` in place and validate the result.
 
@@ -115,7 +121,7 @@ def apply_body(
         raise ValidationError(message, errors)
     for fld in coll.fields:
         if fld.type == "password" and fld.name in changed and record.data.get(fld.name):
-            record.data[fld.name] = hash_password(record.data[fld.name])
+            record.data[fld.name] = await passwords.hash(record.data[fld.name])
     return changed
 
 

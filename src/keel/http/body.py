@@ -93,7 +93,7 @@ async def _read_form(request: Request) -> dict[str, Any]:
             texts = [FormText(v) for v in values if isinstance(v, str)]
             if key == "@jsonPayload":
                 for text in texts:
-                    payload = orjson.loads(text)
+                    payload = orjson.loads(str(text))
                     if not isinstance(payload, dict):
                         raise BadRequestError(INVALID)
                     out.update(payload)

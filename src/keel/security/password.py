@@ -2,38 +2,55 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import bcrypt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-_HASHER = PasswordHasher()
 
+class Passwords:
+    """Hashes and verifies passwords off the event loop.
 
-def hash_password(password: str) -> str:
-    """An argon2id hash of ``password`` with the library's default cost."""
-    return _HASHER.hash(password)
+    Args:
+        time_cost, memory_kib, parallelism: argon2id parameters; the defaults
+            are argon2-cffi's (RFC 9106 low-memory profile: t=3, 64 MiB, p=4).
+    """
 
+    def __init__(self, time_cost: int = 3, memory_kib: int = 65536, parallelism: int = 4) -> None:
+        self._hasher = PasswordHasher(
+            time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism
+        )
 
-def verify_password(password: str, hashed: str) -> bool:
-    """True when ``password`` matches ``hashed`` (argon2id or bcrypt)."""
-    if not hashed:
-        return False
-    if hashed.startswith(("$2a$", "$2b$", "$2y$")):
-        try:
-            return bcrypt.checkpw(password.encode()[:72], hashed.encode())
-        except ValueError:
+    def hash_sync(self, password: str) -> str:
+        return self._hasher.hash(password)
+
+    async def hash(self, password: str) -> str:
+        """An argon2id hash of ``password`` (computed in a worker thread)."""
+        return await asyncio.to_thread(self._hasher.hash, password)
+
+    def verify_sync(self, password: str, hashed: str) -> bool:
+        if not hashed:
             return False
-    try:
-        return _HASHER.verify(hashed, password)
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        return False
+        if hashed.startswith(("$2a$", "$2b$", "$2y$")):
+            try:
+                return bcrypt.checkpw(password.encode()[:72], hashed.encode())
+            except ValueError:
+                return False
+        try:
+            return self._hasher.verify(hashed, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
 
+    async def verify(self, password: str, hashed: str) -> bool:
+        """True when ``password`` matches ``hashed`` (argon2id or bcrypt)."""
+        return await asyncio.to_thread(self.verify_sync, password, hashed)
 
-def needs_rehash(hashed: str) -> bool:
-    """True for bcrypt hashes and argon2 hashes made with weaker parameters."""
-    if hashed.startswith("$2"):
-        return True
-    try:
-        return _HASHER.check_needs_rehash(hashed)
-    except InvalidHashError:
-        return True
+    def needs_rehash(self, hashed: str) -> bool:
+        """True for bcrypt hashes and argon2 hashes made with other parameters."""
+        if hashed.startswith("$2"):
+            return True
+        try:
+            return self._hasher.check_needs_rehash(hashed)
+        except InvalidHashError:
+            return True

@@ -15,7 +15,6 @@ from keel.core.errors import BadRequestError, FieldError, ValidationError
 from keel.core.record import Record, from_row, select_sql
 from keel.core.request import ANONYMOUS, Auth
 from keel.security import token as tokens
-from keel.security.password import hash_password, needs_rehash, verify_password
 
 
 def _signing_key(coll: Collection, record: Record) -> str:
@@ -79,12 +78,15 @@ async def auth_with_password(app: App, coll: Collection, body: Any) -> tuple[str
     record = from_row(coll, row) if row else None
     stored = str(record.data.get("password", "")) if record else ""
     # Hash even for unknown identities so response time does not reveal them.
-    valid = verify_password(password, stored) if record else (hash_password(password) and False)
+    passwords = app.passwords
+    valid = await passwords.verify(password, stored) if record else False
+    if record is None:
+        await passwords.hash(password)
     if record is None or not valid:
         raise BadRequestError("Failed to authenticate.")
-    if needs_rehash(stored):
+    if passwords.needs_rehash(stored):
         await app.db.execute(
             f"UPDATE {app.db.dialect.quote(coll.name)} SET password = ? WHERE id = ?",
-            (hash_password(password), record.id),
+            (await passwords.hash(password), record.id),
         )
     return issue_auth_token(coll, record), record

@@ -168,7 +168,9 @@ async def create_record(
     message = "Failed to create record."
     rule = rule_filter(coll, "createRule", info)
     record = blank_record(coll)
-    changed = apply_body(coll, record, body, creating=True, message=message)
+    changed = await apply_body(
+        coll, record, body, creating=True, message=message, passwords=app.passwords
+    )
     if coll.is_auth:
         record.data["tokenKey"] = generate("[a-zA-Z0-9]{50}")
     async with _transaction(app, tx) as ex:
@@ -212,7 +214,9 @@ async def update_record(
         record = await find_record(ex, coll, record_id, rule)
         if record is None:
             raise NotFoundError()
-        changed = apply_body(coll, record, body, creating=False, message=message)
+        changed = await apply_body(
+            coll, record, body, creating=False, message=message, passwords=app.passwords
+        )
         if coll.is_auth and "password" in changed:
             record.data["tokenKey"] = generate("[a-zA-Z0-9]{50}")
         await _check_relations(ex, app, coll, record, changed, message)

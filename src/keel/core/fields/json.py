@@ -42,7 +42,7 @@ class JSONField(Field):
         if isinstance(value, FormText):
             # Form fields carry JSON text; plain text that is not JSON is a string.
             try:
-                return orjson.loads(value)
+                return orjson.loads(str(value))
             except orjson.JSONDecodeError:
                 return str(value)
         return value
