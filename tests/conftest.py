@@ -140,7 +140,11 @@ async def superuser_token(client: httpx.AsyncClient, app: App) -> str:
 
     coll = app.collection("_superusers")
     info = RequestInfo(auth=Auth(collection=coll))
-    await create_record(app, coll, {"email": SUPERUSER_EMAIL, "password": SUPERUSER_PASSWORD}, info)
+    await create_record(app, coll, {
+            "email": SUPERUSER_EMAIL,
+            "password": SUPERUSER_PASSWORD,
+            "passwordConfirm": SUPERUSER_PASSWORD,
+        }, info)
     response = await client.post(
         "/api/collections/_superusers/auth-with-password",
         json={"identity": SUPERUSER_EMAIL, "password": SUPERUSER_PASSWORD},

@@ -72,7 +72,27 @@ async def test_tokens_are_checked(client: httpx.AsyncClient, su: dict[str, str])
         assert 401 == (await client.get("/api/settings", headers={"Authorization": bad})).status_code
     me = (await client.post("/api/collections/_superusers/auth-refresh", headers=su)).json()["record"]
     changed = await client.patch(
-        f"/api/collections/_superusers/records/{me['id']}", json={"password": "another-password"}, headers=su
+        f"/api/collections/_superusers/records/{me['id']}", json={"password": "another-password", "passwordConfirm": "another-password"},
+        headers=su,
     )
     assert 200 == changed.status_code, changed.text
     assert 401 == (await client.get("/api/settings", headers=su)).status_code
+
+
+async def test_superusers_through_records_api(client: httpx.AsyncClient, su: dict[str, str]) -> None:
+    """Superusers are records: created with a confirmed password, never shown hashes."""
+    url = "/api/collections/_superusers/records"
+    body = {"email": "second@example.com", "password": "pass-word-1"}
+    unconfirmed = await client.post(url, json=body, headers=su)
+    assert "validation_required" == unconfirmed.json()["data"]["passwordConfirm"]["code"]
+    mismatch = await client.post(url, json={**body, "passwordConfirm": "other"}, headers=su)
+    assert "validation_values_mismatch" == mismatch.json()["data"]["passwordConfirm"]["code"]
+    created = await client.post(url, json={**body, "passwordConfirm": "pass-word-1"}, headers=su)
+    assert 200 == created.status_code, created.text
+    assert {"password", "tokenKey"}.isdisjoint(created.json())
+    assert 403 == (await client.get(url)).status_code
+    login = await client.post(
+        "/api/collections/_superusers/auth-with-password",
+        json={"identity": "second@example.com", "password": "pass-word-1"},
+    )
+    assert 200 == login.status_code

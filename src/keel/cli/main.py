@@ -171,7 +171,7 @@ def superuser_create(
 
     async def run(app: App) -> None:
         coll = app.collection("_superusers")
-        body = {"email": email, "password": secret, "verified": True}
+        body = {"email": email, "password": secret, "passwordConfirm": secret, "verified": True}
         await record_actions.create_record(app, coll, body, _system_info(app))
 
     _with_app(_config(data_dir), run)
@@ -190,11 +190,11 @@ def superuser_upsert(
         found = await _find_superuser(app, email)
         if found:
             await record_actions.update_record(
-                app, coll, found, {"password": secret}, _system_info(app)
+                app, coll, found, {"password": secret, "passwordConfirm": secret}, _system_info(app)
             )
             return "Updated"
         await record_actions.create_record(
-            app, coll, {"email": email, "password": secret, "verified": True}, _system_info(app)
+            app, coll, {"email": email, "password": secret, "passwordConfirm": secret, "verified": True}, _system_info(app)
         )
         return "Created"
 
@@ -214,7 +214,7 @@ def superuser_update(
             return False
         coll = app.collection("_superusers")
         await record_actions.update_record(
-            app, coll, found, {"password": secret}, _system_info(app)
+            app, coll, found, {"password": secret, "passwordConfirm": secret}, _system_info(app)
         )
         return True
 

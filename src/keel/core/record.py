@@ -32,8 +32,8 @@ class Record:
         for fld in coll.fields:
             if fld.hidden and not show_hidden:
                 continue
-            if fld.type == "password":
-                continue
+            if fld.type == "password" or (coll.is_auth and fld.name == "tokenKey"):
+                continue  # secrets are never shown, not even to superusers
             out[fld.name] = self.data.get(fld.name, fld.zero())
         return out
 

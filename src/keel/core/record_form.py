@@ -51,6 +51,15 @@ async def apply_body(
     errors: dict[str, Any] = {}
     plain: list[tuple[str, Any]] = []
     modifiers: list[tuple[str, str, Any]] = []
+    if coll.is_auth:
+        body = dict(body)
+        confirm = body.pop("passwordConfirm", None)
+        if "password" in body and confirm != body["password"]:
+            errors["passwordConfirm"] = (
+                FieldError("validation_required", "Cannot be blank.")
+                if confirm in (None, "")
+                else FieldError("validation_values_mismatch", "Values don't match.")
+            )
     for key, value in body.items():
         if key in IGNORED_KEYS:
             continue
