@@ -16,6 +16,7 @@ from typing import Any
 
 from keel.core.errors import FieldError, ValidationError
 from keel.core.fields.base import MAX_NAME_LENGTH, NAME_RE, Field
+from keel.core.fields.date import AutodateField
 from keel.core.fields.registry import field_from_json
 from keel.core.fields.relation import RelationField
 from keel.core.fields.text import TextField
@@ -236,7 +237,25 @@ def collection_from_json(
         field_errors = _build_fields(coll, data.get("fields"), base)
         if field_errors:
             errors["fields"] = field_errors
+        elif base is None:
+            _add_timestamps(coll)
     return coll, errors
+
+
+def _add_timestamps(coll: Collection) -> None:
+    """New collections get ``created``/``updated`` autodate fields unless they name them.
+
+    PocketBase's admin UI adds the same two fields to every new collection;
+    like there, they are ordinary fields that a later update may remove.
+    """
+    for name, on_update in (("created", False), ("updated", True)):
+        if coll.field(name) is None:
+            coll.fields.append(
+                AutodateField(
+                    name, default_field_id("autodate", name), onCreate=True, onUpdate=on_update
+                )
+            )
+    coll.reindex()
 
 
 def _build_fields(

@@ -16,7 +16,7 @@ from keel.core.config import Config, load_config
 from keel.core.errors import KeelError
 from keel.http.response import JSONResponse, error_body, error_response
 from keel.http.routes import auth, batch, collections, records, settings
-from keel.storage.db.errors import DatabaseBusyError, StatementTimeoutError
+from keel.storage.db.errors import DatabaseBusyError, SchemaMismatchError, StatementTimeoutError
 
 log = logging.getLogger("keel.http")
 
@@ -37,6 +37,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 async def _unexpected(request: Request, exc: Exception) -> Response:
     if isinstance(exc, DatabaseBusyError):
         return JSONResponse(error_body(503, "The database is busy, try again."), 503)
+    if isinstance(exc, SchemaMismatchError):
+        # The schema changed under this request (another worker altered the
+        # collection between our version check and the statement).
+        await request.app.state.keel.reload()
+        body = error_body(503, "The collection schema changed during the request, try again.")
+        return JSONResponse(body, 503, headers={"Retry-After": "1"})
     if isinstance(exc, StatementTimeoutError):
         return JSONResponse(error_body(400, "The query took too long and was cancelled."), 400)
     log.exception("unhandled error on %s %s", request.method, request.url.path)
