@@ -8,6 +8,7 @@ where a missing service is a failure.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
@@ -57,10 +58,9 @@ async def create_postgres_database() -> str:
     try:
         exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", TEST_DATABASE)
         if not exists:
-            try:
+            # Another test process may create it at the same moment.
+            with contextlib.suppress(asyncpg.DuplicateDatabaseError):
                 await conn.execute(f'CREATE DATABASE "{TEST_DATABASE}"')
-            except asyncpg.DuplicateDatabaseError:
-                pass  # created concurrently by another test process
     finally:
         await conn.close()
     schema = "t_" + secrets.token_hex(6)
@@ -140,11 +140,16 @@ async def superuser_token(client: httpx.AsyncClient, app: App) -> str:
 
     coll = app.collection("_superusers")
     info = RequestInfo(auth=Auth(collection=coll))
-    await create_record(app, coll, {
+    await create_record(
+        app,
+        coll,
+        {
             "email": SUPERUSER_EMAIL,
             "password": SUPERUSER_PASSWORD,
             "passwordConfirm": SUPERUSER_PASSWORD,
-        }, info)
+        },
+        info,
+    )
     response = await client.post(
         "/api/collections/_superusers/auth-with-password",
         json={"identity": SUPERUSER_EMAIL, "password": SUPERUSER_PASSWORD},

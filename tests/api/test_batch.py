@@ -10,18 +10,24 @@ RECORDS = "/api/collections/authors/records"
 
 
 async def _enable(client: httpx.AsyncClient, su: dict[str, str], **batch: Any) -> None:
-    response = await client.patch("/api/settings", json={"batch": {"enabled": True, **batch}}, headers=su)
+    response = await client.patch(
+        "/api/settings", json={"batch": {"enabled": True, **batch}}, headers=su
+    )
     assert 200 == response.status_code, response.text
 
 
 async def test_batch_disabled_by_default(client: httpx.AsyncClient, schema: dict[str, Any]) -> None:
     """Batch requests are refused until enabled in the settings."""
-    response = await client.post("/api/batch", json={"requests": [{"method": "POST", "url": RECORDS, "body": {}}]})
+    response = await client.post(
+        "/api/batch", json={"requests": [{"method": "POST", "url": RECORDS, "body": {}}]}
+    )
     assert 403 == response.status_code
     assert "Batch requests are not allowed." == response.json()["message"]
 
 
-async def test_batch_success(client: httpx.AsyncClient, su: dict[str, str], schema: dict[str, Any]) -> None:
+async def test_batch_success(
+    client: httpx.AsyncClient, su: dict[str, str], schema: dict[str, Any]
+) -> None:
     """Create, update, upsert and delete run together and answer one response each."""
     await _enable(client, su)
     existing = (await client.post(RECORDS, json={"name": "old"})).json()
@@ -42,7 +48,9 @@ async def test_batch_success(client: httpx.AsyncClient, su: dict[str, str], sche
     assert ["inserted", "upserted"] == names
 
 
-async def test_batch_failure_rolls_back(client: httpx.AsyncClient, su: dict[str, str], schema: dict[str, Any]) -> None:
+async def test_batch_failure_rolls_back(
+    client: httpx.AsyncClient, su: dict[str, str], schema: dict[str, Any]
+) -> None:
     """One failing request undoes the whole batch and is reported by index."""
     await _enable(client, su)
     requests = [
@@ -60,7 +68,9 @@ async def test_batch_failure_rolls_back(client: httpx.AsyncClient, su: dict[str,
     assert 0 == (await client.get(RECORDS)).json()["totalItems"]
 
 
-async def test_batch_limits(client: httpx.AsyncClient, su: dict[str, str], schema: dict[str, Any]) -> None:
+async def test_batch_limits(
+    client: httpx.AsyncClient, su: dict[str, str], schema: dict[str, Any]
+) -> None:
     """Too many, empty, malformed and unsupported batch requests are 4xx."""
     await _enable(client, su, maxRequests=2)
     three = [{"method": "POST", "url": RECORDS, "body": {}}] * 3
@@ -69,14 +79,20 @@ async def test_batch_limits(client: httpx.AsyncClient, su: dict[str, str], schem
     assert "validation_length_too_long" == too_many.json()["data"]["requests"]["code"]
     empty = await client.post("/api/batch", json={"requests": []})
     assert "validation_required" == empty.json()["data"]["requests"]["code"]
-    malformed = await client.post("/api/batch", content=b"{", headers={"content-type": "application/json"})
+    malformed = await client.post(
+        "/api/batch", content=b"{", headers={"content-type": "application/json"}
+    )
     assert 400 == malformed.status_code
-    other = await client.post("/api/batch", json={"requests": [{"method": "GET", "url": "/api/settings"}]})
+    other = await client.post(
+        "/api/batch", json={"requests": [{"method": "GET", "url": "/api/settings"}]}
+    )
     assert 400 == other.status_code
     assert 404 == other.json()["data"]["requests"]["0"]["response"]["status"]
 
 
-async def test_batch_respects_rules(client: httpx.AsyncClient, su: dict[str, str], schema: dict[str, Any]) -> None:
+async def test_batch_respects_rules(
+    client: httpx.AsyncClient, su: dict[str, str], schema: dict[str, Any]
+) -> None:
     """Each batched request is checked against its collection's rules."""
     await _enable(client, su)
     await client.patch("/api/collections/authors", json={"createRule": None}, headers=su)
@@ -85,6 +101,8 @@ async def test_batch_respects_rules(client: httpx.AsyncClient, su: dict[str, str
     )
     assert 403 == response.json()["data"]["requests"]["0"]["response"]["status"]
     as_su = await client.post(
-        "/api/batch", json={"requests": [{"method": "POST", "url": RECORDS, "body": {"name": "x"}}]}, headers=su
+        "/api/batch",
+        json={"requests": [{"method": "POST", "url": RECORDS, "body": {"name": "x"}}]},
+        headers=su,
     )
     assert 200 == as_su.status_code, as_su.text

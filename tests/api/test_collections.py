@@ -11,17 +11,105 @@ from tests.api.scenario import ApiScenario
 
 BAD_COLLECTIONS = [
     ApiScenario("anonymous", "POST", "/api/collections", 401, body={"name": "x"}),
-    ApiScenario("missing name", "POST", "/api/collections", 400, body={}, as_superuser=True, codes={"name": "validation_required"}),
-    ApiScenario("bad name", "POST", "/api/collections", 400, body={"name": "bad name"}, as_superuser=True, codes={"name": "validation_match_invalid"}),
-    ApiScenario("sql name", "POST", "/api/collections", 400, body={"name": "x; DROP TABLE _collections"}, as_superuser=True, codes={"name": "validation_match_invalid"}),
-    ApiScenario("quote name", "POST", "/api/collections", 400, body={"name": 'x"y'}, as_superuser=True, codes={"name": "validation_match_invalid"}),
-    ApiScenario("reserved table", "POST", "/api/collections", 400, body={"name": "_collections"}, as_superuser=True, codes={"name": "validation_not_in_invalid"}),
-    ApiScenario("engine table", "POST", "/api/collections", 400, body={"name": "sqlite_master"}, as_superuser=True, codes={"name": "validation_not_in_invalid"}),
-    ApiScenario("existing", "POST", "/api/collections", 400, body={"name": "_SUPERUSERS"}, as_superuser=True, codes={"name": "validation_collection_name_exists"}),
-    ApiScenario("bad type", "POST", "/api/collections", 400, body={"name": "x", "type": "weird"}, as_superuser=True, codes={"type": "validation_in_invalid"}),
-    ApiScenario("view type", "POST", "/api/collections", 400, body={"name": "x", "type": "view"}, as_superuser=True, codes={"type": "validation_unsupported_type"}),
-    ApiScenario("rule type", "POST", "/api/collections", 400, body={"name": "x", "listRule": 5}, as_superuser=True, codes={"listRule": "validation_invalid_value"}),
-    ApiScenario("fields type", "POST", "/api/collections", 400, body={"name": "x", "fields": {"a": 1}}, as_superuser=True, codes={"fields": "validation_invalid_value"}),
+    ApiScenario(
+        "missing name",
+        "POST",
+        "/api/collections",
+        400,
+        body={},
+        as_superuser=True,
+        codes={"name": "validation_required"},
+    ),
+    ApiScenario(
+        "bad name",
+        "POST",
+        "/api/collections",
+        400,
+        body={"name": "bad name"},
+        as_superuser=True,
+        codes={"name": "validation_match_invalid"},
+    ),
+    ApiScenario(
+        "sql name",
+        "POST",
+        "/api/collections",
+        400,
+        body={"name": "x; DROP TABLE _collections"},
+        as_superuser=True,
+        codes={"name": "validation_match_invalid"},
+    ),
+    ApiScenario(
+        "quote name",
+        "POST",
+        "/api/collections",
+        400,
+        body={"name": 'x"y'},
+        as_superuser=True,
+        codes={"name": "validation_match_invalid"},
+    ),
+    ApiScenario(
+        "reserved table",
+        "POST",
+        "/api/collections",
+        400,
+        body={"name": "_collections"},
+        as_superuser=True,
+        codes={"name": "validation_not_in_invalid"},
+    ),
+    ApiScenario(
+        "engine table",
+        "POST",
+        "/api/collections",
+        400,
+        body={"name": "sqlite_master"},
+        as_superuser=True,
+        codes={"name": "validation_not_in_invalid"},
+    ),
+    ApiScenario(
+        "existing",
+        "POST",
+        "/api/collections",
+        400,
+        body={"name": "_SUPERUSERS"},
+        as_superuser=True,
+        codes={"name": "validation_collection_name_exists"},
+    ),
+    ApiScenario(
+        "bad type",
+        "POST",
+        "/api/collections",
+        400,
+        body={"name": "x", "type": "weird"},
+        as_superuser=True,
+        codes={"type": "validation_in_invalid"},
+    ),
+    ApiScenario(
+        "view type",
+        "POST",
+        "/api/collections",
+        400,
+        body={"name": "x", "type": "view"},
+        as_superuser=True,
+        codes={"type": "validation_unsupported_type"},
+    ),
+    ApiScenario(
+        "rule type",
+        "POST",
+        "/api/collections",
+        400,
+        body={"name": "x", "listRule": 5},
+        as_superuser=True,
+        codes={"listRule": "validation_invalid_value"},
+    ),
+    ApiScenario(
+        "fields type",
+        "POST",
+        "/api/collections",
+        400,
+        body={"name": "x", "fields": {"a": 1}},
+        as_superuser=True,
+        codes={"fields": "validation_invalid_value"},
+    ),
     ApiScenario("array body", "POST", "/api/collections", 400, raw=b"[]", as_superuser=True),
     ApiScenario("malformed", "POST", "/api/collections", 400, raw=b"{", as_superuser=True),
 ]
@@ -50,16 +138,41 @@ def _fields_error(response: httpx.Response) -> dict[str, Any]:
         ([{"name": "collectionId", "type": "text"}], "1", "name", "validation_not_in_invalid"),
         ([{"name": "rowid", "type": "text"}], "1", "name", "validation_not_in_invalid"),
         ([{"name": "bad name", "type": "text"}], "1", "name", "validation_match_invalid"),
-        ([{"name": "a", "type": "text"}, {"name": "A", "type": "number"}], "2", None, "validation_duplicated_field_name"),
-        ([{"name": "created", "type": "text"}, {"name": "created", "type": "autodate"}], "2", None, "validation_duplicated_field_name"),
+        (
+            [{"name": "a", "type": "text"}, {"name": "A", "type": "number"}],
+            "2",
+            None,
+            "validation_duplicated_field_name",
+        ),
+        (
+            [{"name": "created", "type": "text"}, {"name": "created", "type": "autodate"}],
+            "2",
+            None,
+            "validation_duplicated_field_name",
+        ),
         ([{"name": "x", "type": "nope"}], "1", None, "validation_invalid_field_type"),
         ([{"name": "s", "type": "select"}], "1", "values", "validation_required"),
         ([{"name": "r", "type": "relation"}], "1", "collectionId", "validation_required"),
-        ([{"name": "r", "type": "relation", "collectionId": "missing"}], "1", "collectionId", "validation_missing_rel_collection"),
-        ([{"name": "t", "type": "text", "pattern": "("}], "1", "pattern", "validation_invalid_regex"),
+        (
+            [{"name": "r", "type": "relation", "collectionId": "missing"}],
+            "1",
+            "collectionId",
+            "validation_missing_rel_collection",
+        ),
+        (
+            [{"name": "t", "type": "text", "pattern": "("}],
+            "1",
+            "pattern",
+            "validation_invalid_regex",
+        ),
         ([{"name": "t", "type": "text", "min": "5"}], "1", "min", "validation_invalid_value"),
         ([{"name": "t", "type": "text", "bogus": 1}], "1", "bogus", "validation_unknown_option"),
-        ([{"name": "n", "type": "number", "min": 5, "max": 1}], "1", "max", "validation_min_greater_equal_than_required"),
+        (
+            [{"name": "n", "type": "number", "min": 5, "max": 1}],
+            "1",
+            "max",
+            "validation_min_greater_equal_than_required",
+        ),
     ],
 )
 async def test_field_validation(
@@ -71,7 +184,9 @@ async def test_field_validation(
     code: str,
 ) -> None:
     """Field errors are keyed by position (the id field is 0) and option."""
-    response = await client.post("/api/collections", json={"name": "things", "fields": fields}, headers=su)
+    response = await client.post(
+        "/api/collections", json={"name": "things", "fields": fields}, headers=su
+    )
     errors = _fields_error(response)
     actual = errors[position] if key is None else errors[position][key]
     assert code == actual["code"]
@@ -93,18 +208,47 @@ async def test_sql_keyword_field_names_work(client: httpx.AsyncClient, su: dict[
     assert [2] == [r["order"] for r in listed.json()["items"]]
 
 
-async def test_collection_json_shape(client: httpx.AsyncClient, su: dict[str, str], schema: dict[str, Any]) -> None:
+async def test_collection_json_shape(
+    client: httpx.AsyncClient, su: dict[str, str], schema: dict[str, Any]
+) -> None:
     """A collection shows PocketBase's keys, the id field first, option defaults filled."""
     posts = schema["posts"]
-    assert {"id", "name", "type", "system", "fields", "indexes", "created", "updated",
-            "listRule", "viewRule", "createRule", "updateRule", "deleteRule"} == set(posts)
+    assert {
+        "id",
+        "name",
+        "type",
+        "system",
+        "fields",
+        "indexes",
+        "created",
+        "updated",
+        "listRule",
+        "viewRule",
+        "createRule",
+        "updateRule",
+        "deleteRule",
+    } == set(posts)
     first = posts["fields"][0]
     assert ("id", "text3208210256", True, "[a-z0-9]{15}") == (
-        first["name"], first["id"], first["primaryKey"], first["autogeneratePattern"]
+        first["name"],
+        first["id"],
+        first["primaryKey"],
+        first["autogeneratePattern"],
     )
     views = next(f for f in posts["fields"] if f["name"] == "views")
-    assert {"id", "name", "type", "system", "hidden", "presentable", "help", "required",
-            "min", "max", "onlyInt"} == set(views)
+    assert {
+        "id",
+        "name",
+        "type",
+        "system",
+        "hidden",
+        "presentable",
+        "help",
+        "required",
+        "min",
+        "max",
+        "onlyInt",
+    } == set(views)
     viewed = await client.get(f"/api/collections/{posts['id']}", headers=su)
     assert posts == viewed.json()
     by_name = await client.get("/api/collections/POSTS", headers=su)
@@ -128,14 +272,21 @@ async def test_live_schema_changes_keep_data(
             f["maxSelect"] = 2
     fields = [f for f in fields if f["name"] != "body"]
     fields.append({"name": "extra", "type": "text"})
-    patch = {"name": "articles", "fields": fields, "indexes": ["CREATE INDEX idx_hits ON articles (hits)"]}
+    patch = {
+        "name": "articles",
+        "fields": fields,
+        "indexes": ["CREATE INDEX idx_hits ON articles (hits)"],
+    }
     response = await client.patch("/api/collections/posts", json=patch, headers=su)
     assert 200 == response.status_code, response.text
     assert ["CREATE INDEX idx_hits ON articles (hits)"] == response.json()["indexes"]
     assert 404 == (await client.get(f"/api/collections/posts/records/{record_id}")).status_code
     record = (await client.get(f"/api/collections/articles/records/{record_id}")).json()
     assert ("Keep this", 7, ["draft"], "") == (
-        record["title"], record["hits"], record["status"], record["extra"]
+        record["title"],
+        record["hits"],
+        record["status"],
+        record["extra"],
     )
     assert "body" not in record and "views" not in record
     # Back to a single select keeps the last value.
@@ -150,8 +301,12 @@ async def test_live_schema_changes_keep_data(
 
 async def test_swapping_field_names(client: httpx.AsyncClient, su: dict[str, str]) -> None:
     """Two fields may exchange names in one change; each value follows its field id."""
-    body = {"name": "pairs", "viewRule": "", "createRule": "",
-            "fields": [{"name": "a", "type": "text"}, {"name": "b", "type": "text"}]}
+    body = {
+        "name": "pairs",
+        "viewRule": "",
+        "createRule": "",
+        "fields": [{"name": "a", "type": "text"}, {"name": "b", "type": "text"}],
+    }
     coll = (await client.post("/api/collections", json=body, headers=su)).json()
     record = (await client.post("/api/collections/pairs/records", json={"a": "1", "b": "2"})).json()
     fields = coll["fields"]
@@ -192,7 +347,9 @@ async def test_failed_change_leaves_schema_and_data(
     assert all("extra" not in r for r in records)
 
 
-async def test_delete_collection(client: httpx.AsyncClient, su: dict[str, str], schema: dict[str, Any]) -> None:
+async def test_delete_collection(
+    client: httpx.AsyncClient, su: dict[str, str], schema: dict[str, Any]
+) -> None:
     """Referenced and system collections cannot be deleted; others go with their records."""
     referenced = await client.delete("/api/collections/authors", headers=su)
     assert 400 == referenced.status_code
@@ -205,11 +362,16 @@ async def test_delete_collection(client: httpx.AsyncClient, su: dict[str, str], 
     assert 200 == recreated.status_code, recreated.text
 
 
-async def test_import(client: httpx.AsyncClient, su: dict[str, str], schema: dict[str, Any]) -> None:
+async def test_import(
+    client: httpx.AsyncClient, su: dict[str, str], schema: dict[str, Any]
+) -> None:
     """Import creates and updates collections atomically; a bad item changes nothing."""
     items = [
         {"name": "tags", "fields": [{"name": "label", "type": "text"}]},
-        {"name": "authors", "fields": [*schema["authors"]["fields"], {"name": "bio", "type": "editor"}]},
+        {
+            "name": "authors",
+            "fields": [*schema["authors"]["fields"], {"name": "bio", "type": "editor"}],
+        },
     ]
     ok = await client.put("/api/collections/import", json={"collections": items}, headers=su)
     assert 204 == ok.status_code, ok.text
@@ -226,7 +388,9 @@ async def test_import(client: httpx.AsyncClient, su: dict[str, str], schema: dic
     assert 400 == empty.status_code
 
 
-async def test_list_collections_pages(client: httpx.AsyncClient, su: dict[str, str], schema: dict[str, Any]) -> None:
+async def test_list_collections_pages(
+    client: httpx.AsyncClient, su: dict[str, str], schema: dict[str, Any]
+) -> None:
     """The collections list pages and sorts like the records list."""
     page = (await client.get("/api/collections?perPage=2&sort=-name", headers=su)).json()
     assert (3, 2) == (page["totalItems"], page["totalPages"])

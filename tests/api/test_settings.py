@@ -11,7 +11,9 @@ async def test_settings_view_and_update(client: httpx.AsyncClient, su: dict[str,
     """Superusers read and patch settings; the change is stored."""
     assert 401 == (await client.get("/api/settings")).status_code
     settings = (await client.get("/api/settings", headers=su)).json()
-    assert {"enabled": False, "maxRequests": 50, "timeout": 3, "maxBodySize": 0} == settings["batch"]
+    assert {"enabled": False, "maxRequests": 50, "timeout": 3, "maxBodySize": 0} == settings[
+        "batch"
+    ]
     assert "Acme" == settings["meta"]["appName"]
     patched = await client.patch("/api/settings", json={"meta": {"appName": "Keel"}}, headers=su)
     assert "Keel" == patched.json()["meta"]["appName"]
@@ -22,7 +24,11 @@ async def test_settings_validation(client: httpx.AsyncClient, su: dict[str, str]
     """Invalid settings are nested per section and key, and nothing is saved."""
     response = await client.patch(
         "/api/settings",
-        json={"batch": {"maxRequests": -1, "enabled": "yes"}, "meta": {"appName": "", "appURL": "nope"}, "bogus": {}},
+        json={
+            "batch": {"maxRequests": -1, "enabled": "yes"},
+            "meta": {"appName": "", "appURL": "nope"},
+            "bogus": {},
+        },
         headers=su,
     )
     assert 400 == response.status_code
@@ -46,7 +52,9 @@ async def test_health(client: httpx.AsyncClient, su: dict[str, str]) -> None:
 async def test_superuser_auth(client: httpx.AsyncClient, su: dict[str, str]) -> None:
     """Password login returns a token and the record; failures do not say why."""
     url = "/api/collections/_superusers/auth-with-password"
-    ok = await client.post(url, json={"identity": SUPERUSER_EMAIL.upper(), "password": SUPERUSER_PASSWORD})
+    ok = await client.post(
+        url, json={"identity": SUPERUSER_EMAIL.upper(), "password": SUPERUSER_PASSWORD}
+    )
     assert 200 == ok.status_code
     assert {"token", "record"} == set(ok.json())
     assert "password" not in ok.json()["record"] and "tokenKey" not in ok.json()["record"]
@@ -56,7 +64,9 @@ async def test_superuser_auth(client: httpx.AsyncClient, su: dict[str, str]) -> 
     assert wrong.json() == unknown.json()
     missing = await client.post(url, json={})
     assert {"identity", "password"} == set(missing.json()["data"])
-    bearer = await client.get("/api/settings", headers={"Authorization": "Bearer " + su["Authorization"]})
+    bearer = await client.get(
+        "/api/settings", headers={"Authorization": "Bearer " + su["Authorization"]}
+    )
     assert 200 == bearer.status_code
     refreshed = await client.post("/api/collections/_superusers/auth-refresh", headers=su)
     assert 200 == refreshed.status_code
@@ -69,17 +79,24 @@ async def test_tokens_are_checked(client: httpx.AsyncClient, su: dict[str, str])
     tampered = f"{head}.{payload}.{signature[::-1]}"
     unsigned = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0." + payload + "."
     for bad in (tampered, unsigned, "garbage"):
-        assert 401 == (await client.get("/api/settings", headers={"Authorization": bad})).status_code
-    me = (await client.post("/api/collections/_superusers/auth-refresh", headers=su)).json()["record"]
+        assert (
+            401 == (await client.get("/api/settings", headers={"Authorization": bad})).status_code
+        )
+    me = (await client.post("/api/collections/_superusers/auth-refresh", headers=su)).json()[
+        "record"
+    ]
     changed = await client.patch(
-        f"/api/collections/_superusers/records/{me['id']}", json={"password": "another-password", "passwordConfirm": "another-password"},
+        f"/api/collections/_superusers/records/{me['id']}",
+        json={"password": "another-password", "passwordConfirm": "another-password"},
         headers=su,
     )
     assert 200 == changed.status_code, changed.text
     assert 401 == (await client.get("/api/settings", headers=su)).status_code
 
 
-async def test_superusers_through_records_api(client: httpx.AsyncClient, su: dict[str, str]) -> None:
+async def test_superusers_through_records_api(
+    client: httpx.AsyncClient, su: dict[str, str]
+) -> None:
     """Superusers are records: created with a confirmed password, never shown hashes."""
     url = "/api/collections/_superusers/records"
     body = {"email": "second@example.com", "password": "pass-word-1"}

@@ -194,7 +194,10 @@ def superuser_upsert(
             )
             return "Updated"
         await record_actions.create_record(
-            app, coll, {"email": email, "password": secret, "passwordConfirm": secret, "verified": True}, _system_info(app)
+            app,
+            coll,
+            {"email": email, "password": secret, "passwordConfirm": secret, "verified": True},
+            _system_info(app),
         )
         return "Created"
 
