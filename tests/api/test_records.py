@@ -538,3 +538,30 @@ async def test_unknown_routes_and_records(
         response = await client.get(url)
         assert 404 == response.status_code
         assert {"status": 404, "message": response.json()["message"], "data": {}} == response.json()
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "body"),
+    [
+        ("POST", "/api/collections/posts/records", {"title": "nul\x00byte"}),
+        ("POST", "/api/collections/posts/records", {"title": "Fine", "meta": {"k": "\x00"}}),
+        ("POST", "/api/collections/posts/records", {"title": "Fine", "meta": {"\x00": 1}}),
+        ("GET", "/api/collections/posts/records/%00", None),
+        ("PATCH", "/api/collections/posts/records/%00", {}),
+        ("DELETE", "/api/collections/posts/records/%00", None),
+        ("GET", "/api/collections/posts/records?page=99999999999999999999999", None),
+        ("GET", "/api/collections/posts/records?page=9223372036854775807", None),
+        (
+            "POST",
+            "/api/collections/_superusers/auth-with-password",
+            {"identity": "\x00", "password": "x"},
+        ),
+    ],
+)
+async def test_hostile_values_are_4xx(
+    client: httpx.AsyncClient, schema: dict[str, Any], method: str, url: str, body: Any
+) -> None:
+    """NUL characters and absurd numbers are refused with a 4xx on every engine."""
+    response = await client.request(method, url, json=body)
+    assert 400 <= response.status_code < 500, response.text
+    assert 0 == (await client.get("/api/collections/posts/records")).json()["totalItems"]

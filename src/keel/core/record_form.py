@@ -21,6 +21,21 @@ from keel.security.password import Passwords
 IGNORED_KEYS = frozenset({"collectionId", "collectionName", "expand"})
 
 
+def _has_nul(value: Any) -> bool:
+    """True when a string anywhere in ``value`` holds a NUL character.
+
+    PostgreSQL cannot store NUL in text or JSONB; refusing it everywhere keeps
+    both engines' behaviour the same.
+    """
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    return False
+
+
 def _split_key(key: str) -> tuple[str, str]:
     if key.endswith("+"):
         return key[:-1], "+"
@@ -67,6 +82,11 @@ async def apply_body(
         fld = coll.field(name)
         if fld is None:
             errors[key] = FieldError("validation_unknown_field", "Unknown field.")
+            continue
+        if _has_nul(value):
+            errors[fld.name] = FieldError(
+                "validation_invalid_value", "NUL characters are not allowed."
+            )
             continue
         if fld.type == "autodate":
             continue  # set by the server, as in PocketBase

@@ -16,7 +16,12 @@ from keel.core.config import Config, load_config
 from keel.core.errors import KeelError
 from keel.http.response import JSONResponse, error_body, error_response
 from keel.http.routes import auth, batch, collections, records, settings
-from keel.storage.db.errors import DatabaseBusyError, SchemaMismatchError, StatementTimeoutError
+from keel.storage.db.errors import (
+    DatabaseBusyError,
+    InvalidValueError,
+    SchemaMismatchError,
+    StatementTimeoutError,
+)
 
 log = logging.getLogger("keel.http")
 
@@ -34,17 +39,24 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return JSONResponse(error_body(exc.status_code, str(exc.detail)), exc.status_code)
 
 
-async def _unexpected(request: Request, exc: Exception) -> Response:
-    if isinstance(exc, DatabaseBusyError):
-        return JSONResponse(error_body(503, "The database is busy, try again."), 503)
+async def _storage_error(request: Request, exc: Exception) -> Response:
+    """Storage errors a client can cause or retry; never a 500."""
     if isinstance(exc, SchemaMismatchError):
         # The schema changed under this request (another worker altered the
         # collection between our version check and the statement).
         await request.app.state.keel.reload()
         body = error_body(503, "The collection schema changed during the request, try again.")
         return JSONResponse(body, 503, headers={"Retry-After": "1"})
+    if isinstance(exc, InvalidValueError):
+        message = "The request contains a value that cannot be stored."
+        return JSONResponse(error_body(400, message), 400)
     if isinstance(exc, StatementTimeoutError):
         return JSONResponse(error_body(400, "The query took too long and was cancelled."), 400)
+    body = error_body(503, "The database is busy, try again.")
+    return JSONResponse(body, 503, headers={"Retry-After": "1"})
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return JSONResponse(error_body(500, "Something went wrong while processing your request."), 500)
 
@@ -71,6 +83,10 @@ def create_app(keel: App) -> Starlette:
         exception_handlers={
             KeelError: _keel_error,
             HTTPException: _http_error,
+            SchemaMismatchError: _storage_error,
+            InvalidValueError: _storage_error,
+            StatementTimeoutError: _storage_error,
+            DatabaseBusyError: _storage_error,
             Exception: _unexpected,
         },
         lifespan=lifespan,

@@ -17,6 +17,7 @@ from keel.storage.db.dialect import Dialect
 DEFAULT_PER_PAGE = 30
 MAX_PER_PAGE = 1000
 MAX_SORT_TERMS = 8
+MAX_PAGE = 2**31
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +33,7 @@ def _positive(raw: str | None, default: int, name: str) -> int:
     if raw is None or raw == "":
         return default
     try:
-        value = int(raw)
+        value = int(raw) if len(raw) <= 20 else MAX_PAGE + 1
     except ValueError:
         raise BadRequestError(f"Invalid {name} parameter, expected an integer.") from None
     return value if value > 0 else default
@@ -45,6 +46,8 @@ def parse_list_params(query: dict[str, str]) -> ListParams:
         BadRequestError: ``page`` or ``perPage`` is not an integer.
     """
     page = _positive(query.get("page"), 1, "page")
+    if page > MAX_PAGE:
+        raise BadRequestError(f"Invalid page parameter, the maximum is {MAX_PAGE}.")
     per_page = min(_positive(query.get("perPage"), DEFAULT_PER_PAGE, "perPage"), MAX_PER_PAGE)
     skip = query.get("skipTotal", "").lower() in {"1", "true", "t", "yes"}
     return ListParams(

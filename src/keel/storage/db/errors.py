@@ -8,6 +8,7 @@ its own domain errors::
      ├── UniqueViolationError   a unique index rejected the write
      ├── IntegrityError         another constraint rejected the write
      ├── SchemaMismatchError    a table or column the statement names is gone
+     ├── InvalidValueError      a bound value the engine cannot store (e.g. NUL)
      ├── StatementTimeoutError  the statement ran past its time budget
      └── DatabaseBusyError      the write lock could not be taken in time
 """
@@ -48,6 +49,10 @@ class IntegrityError(DatabaseError):
 
 class SchemaMismatchError(DatabaseError):
     """A statement names a table or column that does not exist (any more)."""
+
+
+class InvalidValueError(DatabaseError):
+    """A bound value the engine refuses: NUL characters, out-of-range numbers…"""
 
 
 class StatementTimeoutError(DatabaseError):

@@ -13,12 +13,14 @@ from functools import lru_cache
 from typing import Any
 
 import asyncpg
+from asyncpg.exceptions._base import DataError as ClientDataError
 
 from keel.storage.db.database import Executor, Params, Row
 from keel.storage.db.dialect import POSTGRES
 from keel.storage.db.errors import (
     DatabaseError,
     IntegrityError,
+    InvalidValueError,
     SchemaMismatchError,
     StatementTimeoutError,
     UniqueViolationError,
@@ -35,7 +37,7 @@ def _numbered(sql: str) -> str:
     return "".join(out)
 
 
-def _translate(exc: Exception) -> DatabaseError:
+def _translate(exc: BaseException) -> DatabaseError:
     if isinstance(exc, asyncpg.UniqueViolationError):
         return UniqueViolationError(
             str(exc),
@@ -48,6 +50,8 @@ def _translate(exc: Exception) -> DatabaseError:
         return SchemaMismatchError(str(exc))
     if isinstance(exc, asyncpg.QueryCanceledError):
         return StatementTimeoutError(str(exc))
+    if isinstance(exc, (asyncpg.DataError, ClientDataError)):
+        return InvalidValueError(str(exc))
     return DatabaseError(str(exc))
 
 
@@ -61,14 +65,14 @@ class _Runner:
     async def _conn_fetch(self, conn: Any, sql: str, params: Params) -> list[Row]:
         try:
             records = await conn.fetch(_numbered(sql), *params)
-        except asyncpg.PostgresError as exc:
+        except (asyncpg.PostgresError, ClientDataError) as exc:
             raise _translate(exc) from exc
         return [_row(r) for r in records]
 
     async def _conn_execute(self, conn: Any, sql: str, params: Params) -> int:
         try:
             status: str = await conn.execute(_numbered(sql), *params)
-        except asyncpg.PostgresError as exc:
+        except (asyncpg.PostgresError, ClientDataError) as exc:
             raise _translate(exc) from exc
         tail = status.rsplit(" ", 1)[-1]
         return int(tail) if tail.isdigit() else 0

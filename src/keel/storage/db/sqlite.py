@@ -35,6 +35,7 @@ from keel.storage.db.errors import (
     DatabaseBusyError,
     DatabaseError,
     IntegrityError,
+    InvalidValueError,
     SchemaMismatchError,
     UniqueViolationError,
 )
@@ -45,8 +46,11 @@ _UNIQUE = re.compile(r"UNIQUE constraint failed: (.+)")
 _SCHEMA = re.compile(r"no such (table|column)")
 
 
-def _translate(exc: sqlite3.Error) -> DatabaseError:
+def _translate(exc: sqlite3.Error | ValueError) -> DatabaseError:
     message = str(exc)
+    if isinstance(exc, (ValueError, sqlite3.DataError)):
+        # OverflowError and UnicodeEncodeError (lone surrogates) are ValueErrors.
+        return InvalidValueError(message)
     if isinstance(exc, sqlite3.IntegrityError):
         match = _UNIQUE.search(message)
         if match:
@@ -169,7 +173,7 @@ class SQLiteDatabase:
         def run() -> list[Row]:
             try:
                 return self._reader().execute(sql, tuple(params)).fetchall()
-            except sqlite3.Error as exc:
+            except (sqlite3.Error, ValueError) as exc:
                 raise _translate(exc) from exc
 
         return await self._on_reader(run)
@@ -179,7 +183,7 @@ class SQLiteDatabase:
             try:
                 row: Row | None = self._reader().execute(sql, tuple(params)).fetchone()
                 return row
-            except sqlite3.Error as exc:
+            except (sqlite3.Error, ValueError) as exc:
                 raise _translate(exc) from exc
 
         return await self._on_reader(run)
@@ -263,7 +267,7 @@ class _SQLiteTransaction:
         assert self._db._writer is not None
         try:
             return self._db._writer.execute(sql, tuple(params))
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, ValueError) as exc:
             raise _translate(exc) from exc
 
     async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
