@@ -237,12 +237,10 @@ def collection_from_json(
         field_errors = _build_fields(coll, data.get("fields"), base)
         if field_errors:
             errors["fields"] = field_errors
-        elif base is None:
-            _add_timestamps(coll)
     return coll, errors
 
 
-def _add_timestamps(coll: Collection) -> None:
+def add_timestamps(coll: Collection) -> None:
     """New collections get ``created``/``updated`` autodate fields unless they name them.
 
     PocketBase's admin UI adds the same two fields to every new collection;

@@ -12,7 +12,12 @@ import orjson
 
 from keel.core.actions.listing import ListParams, page_json
 from keel.core.app import App
-from keel.core.collection import Collection, collection_from_json, validate_collection
+from keel.core.collection import (
+    Collection,
+    add_timestamps,
+    collection_from_json,
+    validate_collection,
+)
 from keel.core.errors import BadRequestError, FieldError, ValidationError
 from keel.core.fields.date import now_text
 from keel.core.index import parse_index
@@ -64,9 +69,13 @@ async def _run_ddl(tx: Executor, statements: list[str], message: str) -> None:
             ) from exc
 
 
-async def _create(app: App, tx: Executor, data: Any, schema: list[Collection]) -> Collection:
+async def _create(
+    app: App, tx: Executor, data: Any, schema: list[Collection], *, timestamps: bool = False
+) -> Collection:
     message = "Failed to create collection."
     coll, errors = collection_from_json(data)
+    if timestamps and not errors:
+        add_timestamps(coll)
     validate_collection(coll, schema, errors, message)
     coll.created = coll.updated = now_text()
     await _run_ddl(tx, create_table(tx.dialect, coll), message)
@@ -95,14 +104,16 @@ async def _update(
 
 
 async def create_collection(app: App, data: Any) -> Collection:
-    """Create a collection and its table.
+    """Create a collection and its table (with ``created``/``updated`` when not named).
+
+    Import and ``schema apply`` take fields exactly as listed instead.
 
     Raises:
         ValidationError: invalid name, fields, rules or indexes.
     """
     await app.refresh()
     async with app.db.transaction() as tx:
-        coll = await _create(app, tx, data, app.collections)
+        coll = await _create(app, tx, data, app.collections, timestamps=True)
     await app.reload()
     return coll
 

@@ -46,7 +46,7 @@ def normalize_date(value: Any) -> str:
         raise type_error("a date string")
     try:
         return format_datetime(parse_datetime(value))
-    except ValueError:
+    except (ValueError, OverflowError):  # e.g. year 9999 moved past UTC
         raise FieldError("validation_invalid_date", "Must be a valid date.") from None
 
 

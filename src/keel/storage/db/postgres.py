@@ -137,12 +137,17 @@ class PostgresDatabase(_Runner):
                 await tx.start()
             except asyncpg.PostgresError as exc:
                 raise _translate(exc) from exc
+            runner = _PostgresTransaction(conn)
             try:
-                yield _PostgresTransaction(conn)
+                yield runner
             except BaseException:
                 await tx.rollback()
                 raise
             else:
+                if runner.failed:
+                    # PostgreSQL would turn this COMMIT into a silent ROLLBACK.
+                    await tx.rollback()
+                    raise DatabaseError("transaction aborted by an earlier error; rolled back")
                 try:
                     await tx.commit()
                 except asyncpg.PostgresError as exc:
@@ -152,13 +157,22 @@ class PostgresDatabase(_Runner):
 class _PostgresTransaction(_Runner):
     def __init__(self, conn: Any) -> None:
         self._conn = conn
+        self.failed = False
 
     async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
-        return await self._conn_fetch(self._conn, sql, params)
+        try:
+            return await self._conn_fetch(self._conn, sql, params)
+        except DatabaseError:
+            self.failed = True
+            raise
 
     async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
-        rows = await self._conn_fetch(self._conn, sql, params)
+        rows = await self.fetch_all(sql, params)
         return rows[0] if rows else None
 
     async def execute(self, sql: str, params: Params = ()) -> int:
-        return await self._conn_execute(self._conn, sql, params)
+        try:
+            return await self._conn_execute(self._conn, sql, params)
+        except DatabaseError:
+            self.failed = True
+            raise

@@ -240,7 +240,11 @@ class SQLiteDatabase:
                 await asyncio.shield(self._on_writer(lambda: self._finish(False)))
                 raise
             else:
-                await asyncio.shield(self._on_writer(lambda: self._finish(True)))
+                # Like PostgreSQL, a transaction with a failed statement never commits.
+                ok = not tx.failed
+                await asyncio.shield(self._on_writer(lambda: self._finish(ok)))
+                if not ok:
+                    raise DatabaseError("transaction aborted by an earlier error; rolled back")
             finally:
                 tx.closed = True
 
@@ -260,14 +264,18 @@ class _SQLiteTransaction:
     def __init__(self, db: SQLiteDatabase) -> None:
         self._db = db
         self.closed = False
+        self.failed = False
 
     def _run(self, sql: str, params: Params) -> sqlite3.Cursor:
         if self.closed:
             raise DatabaseError("transaction is closed")
+        if self.failed:
+            raise DatabaseError("transaction aborted by an earlier error")
         assert self._db._writer is not None
         try:
             return self._db._writer.execute(sql, tuple(params))
         except (sqlite3.Error, ValueError) as exc:
+            self.failed = True
             raise _translate(exc) from exc
 
     async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
