@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 import pytest
 
+from keel.query.dialect import dialect_of
 from keel.storage.db.database import Database
 from keel.storage.db.errors import DatabaseError, SchemaMismatchError, UniqueViolationError
 from keel.storage.db.sqlite import SQLiteDatabase
@@ -32,7 +33,7 @@ async def db(database_url: str) -> AsyncIterator[Database]:
     """A connected adapter with an empty ``items`` table."""
     database = open_database(database_url)
     await database.connect()
-    d = database.dialect
+    d = dialect_of(database)
     try:
         await database.execute(
             "CREATE TABLE items ("
@@ -137,7 +138,7 @@ async def test_concurrent_transactions_all_commit(db: Database) -> None:
 
     async def bump() -> None:
         async with db.transaction() as tx:
-            if tx.dialect.name == "postgres":
+            if tx.dialect_name == "postgres":
                 row = await tx.fetch_one(
                     "SELECT score FROM items WHERE id = ? FOR UPDATE", ("counter",)
                 )
@@ -256,7 +257,7 @@ async def test_values_round_trip(
             ("r", name, score, flag, doc_text),
         )
     row = await db.fetch_one(
-        f"SELECT name, score, flag, {db.dialect.json_text('doc')} FROM items WHERE id = ?",
+        f"SELECT name, score, flag, {dialect_of(db).json_text('doc')} FROM items WHERE id = ?",
         ("r",),
     )
     assert row is not None

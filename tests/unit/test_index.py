@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from keel.core.index import Index, IndexColumn, parse_index
-from keel.storage.db.dialect import POSTGRES, SQLITE
+from keel.query.dialect import POSTGRES, SQLITE
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from keel.storage.db.dialect import Dialect
+from keel.query.dialect import Dialect
 
 _IDENT = r"(?:`([^`]+)`|\"([^\"]+)\"|\[([^\]]+)\]|([A-Za-z_][A-Za-z0-9_]*))"
 _INDEX_RE = re.compile(

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from keel.core.collection import Collection
+from keel.query.dialect import Dialect
 from keel.storage.db.database import Row
-from keel.storage.db.dialect import Dialect
 
 
 class Record:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from keel.core.collection import Collection
 from keel.core.fields.base import Field
-from keel.storage.db.dialect import Dialect
+from keel.query.dialect import Dialect
 
 
 def column_sql(dialect: Dialect, fld: Field, name: str | None = None) -> str:

@@ -14,6 +14,7 @@ from keel.core.collection import Collection
 from keel.core.errors import BadRequestError, FieldError, ValidationError
 from keel.core.record import Record, from_row, select_sql
 from keel.core.request import ANONYMOUS, Auth
+from keel.query.dialect import dialect_of
 from keel.security import token as tokens
 
 
@@ -41,7 +42,7 @@ async def authenticate(app: App, token: str) -> Auth:
     if coll is None or not coll.is_auth or claims.get("type") != "auth":
         return ANONYMOUS
     row = await app.db.fetch_one(
-        f"{select_sql(app.db.dialect, coll)} WHERE id = ?", (str(claims.get("id", "")),)
+        f"{select_sql(dialect_of(app.db), coll)} WHERE id = ?", (str(claims.get("id", "")),)
     )
     if row is None:
         return ANONYMOUS
@@ -73,7 +74,7 @@ async def auth_with_password(app: App, coll: Collection, body: Any) -> tuple[str
         raise ValidationError("An error occurred while validating the submitted data.", errors)
     assert isinstance(identity, str) and isinstance(password, str)
     row = await app.db.fetch_one(
-        f"{select_sql(app.db.dialect, coll)} WHERE LOWER(email) = LOWER(?)", (identity,)
+        f"{select_sql(dialect_of(app.db), coll)} WHERE LOWER(email) = LOWER(?)", (identity,)
     )
     record = from_row(coll, row) if row else None
     stored = str(record.data.get("password", "")) if record else ""
@@ -86,7 +87,7 @@ async def auth_with_password(app: App, coll: Collection, body: Any) -> tuple[str
         raise BadRequestError("Failed to authenticate.")
     if passwords.needs_rehash(stored):
         await app.db.execute(
-            f"UPDATE {app.db.dialect.quote(coll.name)} SET password = ? WHERE id = ?",
+            f"UPDATE {dialect_of(app.db).quote(coll.name)} SET password = ? WHERE id = ?",
             (await passwords.hash(password), record.id),
         )
     return issue_auth_token(coll, record), record

@@ -22,6 +22,7 @@ from keel.core.errors import BadRequestError, FieldError, ValidationError
 from keel.core.fields.date import now_text
 from keel.core.index import parse_index
 from keel.core.schema import alter_table, create_table, drop_table
+from keel.query.dialect import dialect_of
 from keel.storage.db.database import Executor
 from keel.storage.db.errors import DatabaseError
 
@@ -78,7 +79,7 @@ async def _create(
         add_timestamps(coll)
     validate_collection(coll, schema, errors, message)
     coll.created = coll.updated = now_text()
-    await _run_ddl(tx, create_table(tx.dialect, coll), message)
+    await _run_ddl(tx, create_table(dialect_of(tx), coll), message)
     await _write(app, tx, coll, insert=True)
     return coll
 
@@ -98,7 +99,7 @@ async def _update(
     if coll.to_json() == old.to_json():
         return old  # nothing to change: applying the same schema twice is a no-op
     coll.updated = now_text()
-    await _run_ddl(tx, alter_table(tx.dialect, old, coll), message)
+    await _run_ddl(tx, alter_table(dialect_of(tx), old, coll), message)
     await _write(app, tx, coll, insert=False)
     return coll
 
@@ -160,7 +161,7 @@ async def delete_collection(app: App, id_or_name: str) -> None:
             + "."
         )
     async with app.db.transaction() as tx:
-        for stmt in drop_table(tx.dialect, coll):
+        for stmt in drop_table(dialect_of(tx), coll):
             await tx.execute(stmt)
         await tx.execute("DELETE FROM _collections WHERE id = ?", (coll.id,))
         await app.bump_version(tx)
@@ -212,7 +213,7 @@ async def import_collections(app: App, data: Any) -> list[str]:
                 mentioned = {_match(schema, item).id for item in items}  # type: ignore[union-attr]
                 for coll in list(schema.values()):
                     if coll.id not in mentioned and not coll.system:
-                        for stmt in drop_table(tx.dialect, coll):
+                        for stmt in drop_table(dialect_of(tx), coll):
                             await tx.execute(stmt)
                         await tx.execute("DELETE FROM _collections WHERE id = ?", (coll.id,))
                         changes.append(f"delete {coll.name}")

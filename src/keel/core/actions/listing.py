@@ -12,7 +12,7 @@ from typing import Any
 
 from keel.core.collection import Collection
 from keel.core.errors import BadRequestError
-from keel.storage.db.dialect import Dialect
+from keel.query.dialect import Dialect
 
 DEFAULT_PER_PAGE = 30
 MAX_PER_PAGE = 1000

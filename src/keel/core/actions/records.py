@@ -22,6 +22,7 @@ from keel.core.record import Record, from_row, select_sql
 from keel.core.record_form import apply_body, blank_record
 from keel.core.request import RequestInfo
 from keel.core.rule import RuleFilter, rule_filter
+from keel.query.dialect import dialect_of
 from keel.storage.db.database import Executor
 from keel.storage.db.errors import UniqueViolationError
 
@@ -61,9 +62,9 @@ async def list_records(
         )
     show_hidden = info.auth.is_superuser
     db = app.db
-    order = order_by(db.dialect, coll, params.sort, show_hidden=show_hidden)
+    order = order_by(dialect_of(db), coll, params.sort, show_hidden=show_hidden)
     where, bound = _where(rule)
-    sql = f"{select_sql(db.dialect, coll)}{where} ORDER BY {order} LIMIT ? OFFSET ?"
+    sql = f"{select_sql(dialect_of(db), coll)}{where} ORDER BY {order} LIMIT ? OFFSET ?"
     offset = (params.page - 1) * params.per_page
     rows = await db.fetch_all(sql, (*bound, params.per_page, offset))
     items = [from_row(coll, r).to_json(show_hidden=show_hidden) for r in rows]
@@ -73,7 +74,7 @@ async def list_records(
             total = len(items)  # the whole result is on this page
         else:
             row = await db.fetch_one(
-                f"SELECT COUNT(*) FROM {db.dialect.quote(coll.name)}{where}", bound
+                f"SELECT COUNT(*) FROM {dialect_of(db).quote(coll.name)}{where}", bound
             )
             total = int(row[0]) if row else 0
     return page_json(params, items, total)
@@ -83,8 +84,8 @@ async def find_record(
     ex: Executor, coll: Collection, record_id: str, rule: RuleFilter
 ) -> Record | None:
     """The record with this id that also matches ``rule``, or ``None``."""
-    where, bound = _where(rule, f"{ex.dialect.quote('id')} = ?", (record_id,))
-    row = await ex.fetch_one(f"{select_sql(ex.dialect, coll)}{where}", bound)
+    where, bound = _where(rule, f"{dialect_of(ex).quote('id')} = ?", (record_id,))
+    row = await ex.fetch_one(f"{select_sql(dialect_of(ex), coll)}{where}", bound)
     return from_row(coll, row) if row else None
 
 
@@ -124,7 +125,7 @@ async def _check_relations(
             continue
         marks = ", ".join("?" for _ in ids)
         rows = await ex.fetch_all(
-            f"SELECT id FROM {ex.dialect.quote(target.name)} WHERE id IN ({marks})", tuple(ids)
+            f"SELECT id FROM {dialect_of(ex).quote(target.name)} WHERE id IN ({marks})", tuple(ids)
         )
         if len(rows) != len(set(ids)):
             errors[fld.name] = FieldError(
@@ -177,7 +178,7 @@ async def create_record(
         await _check_relations(ex, app, coll, record, changed, message)
 
         async def insert(e: RecordEvent) -> None:
-            q = ex.dialect.quote
+            q = dialect_of(ex).quote
             cols = ", ".join(q(f.name) for f in coll.fields)
             marks = ", ".join("?" for _ in coll.fields)
             try:
@@ -222,7 +223,7 @@ async def update_record(
         await _check_relations(ex, app, coll, record, changed, message)
 
         async def update(e: RecordEvent) -> None:
-            q = ex.dialect.quote
+            q = dialect_of(ex).quote
             sets = ", ".join(f"{q(f.name)} = ?" for f in coll.fields)
             try:
                 await ex.execute(
@@ -260,17 +261,17 @@ async def _delete(app: App, ex: Executor, record: Record, info: RequestInfo, dep
 
     async def delete(e: RecordEvent) -> None:
         await _release_references(app, ex, e.record, info, depth)
-        q = ex.dialect.quote
+        q = dialect_of(ex).quote
         await ex.execute(f"DELETE FROM {q(coll.name)} WHERE {q('id')} = ?", (e.record.id,))
 
     await app.on_record_delete.trigger(RecordEvent(coll, record, info, ex), delete)
 
 
 def _references(ex: Executor, fld: RelationField) -> str:
-    q = ex.dialect.quote(fld.name)
+    q = dialect_of(ex).quote(fld.name)
     if not fld.multiple:
         return f"{q} = ?"
-    if ex.dialect.name == "postgres":
+    if dialect_of(ex).name == "postgres":
         return f"{q} @> jsonb_build_array(?::text)"
     return f"EXISTS (SELECT 1 FROM json_each({q}) WHERE json_each.value = ?)"
 
@@ -283,7 +284,7 @@ async def _release_references(
             if fld.options["collectionId"] != record.collection.id:
                 continue
             rows = await ex.fetch_all(
-                f"{select_sql(ex.dialect, other)} WHERE {_references(ex, fld)}", (record.id,)
+                f"{select_sql(dialect_of(ex), other)} WHERE {_references(ex, fld)}", (record.id,)
             )
             for row in rows:
                 ref = from_row(other, row)
@@ -299,7 +300,7 @@ async def _release_references(
                         "required relation reference."
                     )
                 value = remaining if fld.multiple else ""
-                q = ex.dialect.quote
+                q = dialect_of(ex).quote
                 await ex.execute(
                     f"UPDATE {q(other.name)} SET {q(fld.name)} = ? WHERE {q('id')} = ?",
                     (fld.to_db(value), ref.id),

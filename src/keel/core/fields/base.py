@@ -13,7 +13,7 @@ import re
 from typing import Any, ClassVar
 
 from keel.core.errors import FieldError
-from keel.storage.db.dialect import ColumnKind
+from keel.query.dialect import ColumnKind
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_NAME_LENGTH = 100

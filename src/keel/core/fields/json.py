@@ -8,7 +8,7 @@ import orjson
 
 from keel.core.errors import FieldError
 from keel.core.fields.base import Field, required_error
-from keel.storage.db.dialect import ColumnKind
+from keel.query.dialect import ColumnKind
 
 DEFAULT_JSON_MAX_SIZE = 1 << 20
 

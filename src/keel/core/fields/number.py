@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from keel.core.errors import FieldError
 from keel.core.fields.base import Field, required_error, type_error
-from keel.storage.db.dialect import ColumnKind
+from keel.query.dialect import ColumnKind
 
 _TRUE = {"true", "1", "on", "yes", "t"}
 _FALSE = {"false", "0", "off", "no", "f", ""}

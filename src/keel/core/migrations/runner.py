@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from keel.core.fields.date import now_text
 from keel.core.migrations.system import MIGRATIONS
+from keel.query.dialect import dialect_of
 from keel.storage.db.database import Database
 from keel.storage.db.errors import SchemaMismatchError
 
@@ -26,7 +27,7 @@ async def migrate(db: Database) -> list[str]:
     """
     applied: list[str] = []
     async with db.transaction() as tx:
-        if tx.dialect.name == "postgres":
+        if dialect_of(tx).name == "postgres":
             await tx.execute("SELECT pg_advisory_xact_lock(7215)")
         await tx.execute(
             "CREATE TABLE IF NOT EXISTS _migrations "

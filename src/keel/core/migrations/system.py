@@ -16,6 +16,7 @@ from keel.core.fields.number import BoolField
 from keel.core.fields.text import EmailField, PasswordField, TextField
 from keel.core.schema import create_table
 from keel.core.settings import default_settings
+from keel.query.dialect import dialect_of
 from keel.security.token import random_secret
 from keel.storage.db.database import Executor
 
@@ -73,7 +74,7 @@ def superusers_collection() -> Collection:
 
 async def init(tx: Executor) -> None:
     """Create ``_params``, ``_collections`` and the ``_superusers`` collection."""
-    d = tx.dialect
+    d = dialect_of(tx)
     await tx.execute(
         "CREATE TABLE _params (id TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL, "
         "created TEXT DEFAULT '' NOT NULL, updated TEXT DEFAULT '' NOT NULL)"

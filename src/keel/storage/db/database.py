@@ -10,8 +10,6 @@ from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
-from keel.storage.db.dialect import Dialect
-
 Row = tuple[Any, ...]
 Params = Sequence[Any]
 
@@ -19,7 +17,8 @@ Params = Sequence[Any]
 class Executor(Protocol):
     """Something statements can run on: a database or an open transaction."""
 
-    dialect: Dialect
+    #: ``"sqlite"`` or ``"postgres"``: see ``keel.query.dialect``.
+    dialect_name: str
 
     async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
         """Run a query and return every row."""

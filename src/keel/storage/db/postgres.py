@@ -16,7 +16,6 @@ import asyncpg
 from asyncpg.exceptions._base import DataError as ClientDataError
 
 from keel.storage.db.database import Executor, Params, Row
-from keel.storage.db.dialect import POSTGRES
 from keel.storage.db.errors import (
     DatabaseError,
     IntegrityError,
@@ -60,7 +59,7 @@ def _row(record: Any) -> Row:
 
 
 class _Runner:
-    dialect = POSTGRES
+    dialect_name = "postgres"
 
     async def _conn_fetch(self, conn: Any, sql: str, params: Params) -> list[Row]:
         try:

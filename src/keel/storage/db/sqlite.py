@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from keel.storage.db.database import Executor, Params, Row
-from keel.storage.db.dialect import SQLITE
 from keel.storage.db.errors import (
     DatabaseBusyError,
     DatabaseError,
@@ -97,7 +96,7 @@ class SQLiteDatabase:
         lock_wait: seconds a writer waits for another process's write lock.
     """
 
-    dialect = SQLITE
+    dialect_name = "sqlite"
 
     def __init__(
         self,
@@ -259,7 +258,7 @@ class SQLiteDatabase:
 class _SQLiteTransaction:
     """The executor handed out by :meth:`SQLiteDatabase.transaction`."""
 
-    dialect = SQLITE
+    dialect_name = "sqlite"
 
     def __init__(self, db: SQLiteDatabase) -> None:
         self._db = db

@@ -3,12 +3,14 @@
 Statements in Keel are written once with ``?`` placeholders and identifiers
 quoted through :meth:`Dialect.quote`; the adapter rewrites placeholders for its
 driver. Identifiers only ever come from a validated schema, never from input.
+Adapters name their dialect (``dialect_name``) without importing this module,
+so ``keel.storage`` and ``keel.query`` stay independent.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 ColumnKind = Literal["text", "number", "bool", "json"]
 
@@ -70,3 +72,17 @@ POSTGRES = Dialect(
     true="TRUE",
     false="FALSE",
 )
+
+
+DIALECTS = {d.name: d for d in (SQLITE, POSTGRES)}
+
+
+class HasDialect(Protocol):
+    """Anything that says which SQL dialect it speaks (a database adapter)."""
+
+    dialect_name: str
+
+
+def dialect_of(executor: HasDialect) -> Dialect:
+    """The dialect of a database adapter or transaction."""
+    return DIALECTS[executor.dialect_name]

@@ -1,0 +1,62 @@
+"""What an identifier resolves to, and the ``Resolver`` seam the compiler calls.
+
+The compiler (:mod:`keel.query.sql`) knows operators and SQL shapes; it asks a
+resolver (implemented in ``keel.core.resolver`` against the collection schema
+and the request) what each identifier means:
+
+- :class:`Value`: a value known before the query runs (``@request.*``,
+  ``@now``…); it becomes a bound parameter.
+- :class:`Column`: one SQL expression per row (a field, or a field reached
+  through single relations as a scalar subquery).
+- :class:`Many`: several values per row (multi select/relation fields, paths
+  through them, back-relations); compared with any-of or match-all semantics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+#: How values compare: text (incl. dates), number, bool, json, or unknown.
+Kind = Literal["text", "number", "bool", "json", "any"]
+
+
+@dataclass(frozen=True, slots=True)
+class Value:
+    value: Any
+    kind: Kind = "any"
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """A per-row SQL expression; ``params`` bind its ``?`` placeholders."""
+
+    sql: str
+    kind: Kind = "text"
+    params: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Many:
+    """Several values per row: ``SELECT {value} {source}`` lists them.
+
+    ``source`` is a ``FROM … WHERE …`` clause correlated with the outer row.
+    """
+
+    value: str
+    source: str
+    kind: Kind = "text"
+    params: tuple[Any, ...] = ()
+
+
+Resolved = Value | Column | Many
+
+
+class Resolver(Protocol):
+    """Turns identifiers into :data:`Resolved` operands.
+
+    Raises:
+        FilterPlanError: unknown or forbidden identifiers.
+    """
+
+    def resolve(self, name: str) -> Resolved: ...
