@@ -457,12 +457,21 @@ async def test_pagination(client: httpx.AsyncClient, schema: dict[str, Any]) -> 
 
 @pytest.mark.parametrize(
     "query",
-    ["sort=nope", "sort=secret", "page=abc", "perPage=1.5", "filter=views>1"],
+    [
+        "sort=nope",
+        "sort=secret",
+        "page=abc",
+        "perPage=1.5",
+        "filter=views>",
+        "filter=nope=1",
+        "filter=secret='x'",
+        "filter=(views>1",
+    ],
 )
 async def test_bad_list_parameters(
     client: httpx.AsyncClient, schema: dict[str, Any], query: str
 ) -> None:
-    """Unknown or hidden sort fields and malformed numbers are 400s."""
+    """Unknown or hidden fields, malformed filters and malformed numbers are 400s."""
     response = await client.get(f"/api/collections/posts/records?{query}")
     assert 400 == response.status_code, response.text
 
@@ -494,25 +503,32 @@ async def test_null_rules_are_superuser_only(
         assert allowed.status_code in (200, 204), (method, target, allowed.text)
 
 
-async def test_expression_rules_fail_closed(
+async def test_expression_rules_filter_rows(
     client: httpx.AsyncClient, su: dict[str, str], schema: dict[str, Any]
 ) -> None:
-    """A rule expression (not yet evaluated) matches no row: empty list, 404, 400."""
-    created = await client.post("/api/collections/authors/records", json={"name": "x"})
-    record_id = created.json()["id"]
+    """Rule expressions act as row filters: filtered list, 404 on view/update/delete, 400 on create."""
+    hidden = (await client.post("/api/collections/authors/records", json={"name": "x"})).json()[
+        "id"
+    ]
+    shown = (await client.post("/api/collections/authors/records", json={"name": "ok"})).json()[
+        "id"
+    ]
     rules = {
-        r: "name = 'x'" for r in ("listRule", "viewRule", "createRule", "updateRule", "deleteRule")
+        r: "name = 'ok'" for r in ("listRule", "viewRule", "createRule", "updateRule", "deleteRule")
     }
     assert (
         200 == (await client.patch("/api/collections/authors", json=rules, headers=su)).status_code
     )
     url = "/api/collections/authors/records"
-    assert [] == (await client.get(url)).json()["items"]
-    assert 404 == (await client.get(f"{url}/{record_id}")).status_code
+    assert [shown] == [r["id"] for r in (await client.get(url)).json()["items"]]
+    assert 404 == (await client.get(f"{url}/{hidden}")).status_code
+    assert 200 == (await client.get(f"{url}/{shown}")).status_code
     assert 400 == (await client.post(url, json={"name": "x"})).status_code
-    assert 404 == (await client.patch(f"{url}/{record_id}", json={"name": "y"})).status_code
-    assert 404 == (await client.delete(f"{url}/{record_id}")).status_code
-    assert 1 == (await client.get(url, headers=su)).json()["totalItems"]
+    assert 200 == (await client.post(url, json={"name": "ok"})).status_code
+    assert 404 == (await client.patch(f"{url}/{hidden}", json={"name": "ok"})).status_code
+    assert 404 == (await client.delete(f"{url}/{hidden}")).status_code
+    assert 204 == (await client.delete(f"{url}/{shown}")).status_code
+    assert 2 == (await client.get(url, headers=su)).json()["totalItems"]
 
 
 async def test_body_size_limit(client: httpx.AsyncClient, schema: dict[str, Any]) -> None:

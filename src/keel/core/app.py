@@ -19,6 +19,7 @@ from keel.core.events import RecordEvent
 from keel.core.migrations.runner import migrate
 from keel.core.settings import load_settings
 from keel.hooks import Hook
+from keel.query.dialect import Dialect, dialect_of
 from keel.security.password import Passwords
 from keel.storage.db.database import Database, Executor
 from keel.storage.db.url import open_database
@@ -88,6 +89,10 @@ class App:
         await tx.execute(
             "UPDATE _params SET value = ? WHERE id = 'version'", (secrets.token_hex(8),)
         )
+
+    @property
+    def dialect(self) -> Dialect:
+        return dialect_of(self.db)
 
     @property
     def collections(self) -> list[Collection]:

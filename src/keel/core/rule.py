@@ -1,4 +1,4 @@
-"""API rules: the one place every rule check goes through.
+"""API rules and filters: the one place every rule check goes through.
 
 A rule is a filter. Checking one yields a :class:`RuleFilter`: either "no
 restriction", or a SQL condition that the target rows must also match. The
@@ -6,20 +6,29 @@ actions apply it the same way everywhere: list adds it to ``WHERE``; view,
 update and delete find nothing (404) when the row does not match; create
 inserts, checks, and rolls back with a 400 when the new row does not match.
 
-This release knows the two simple forms of a rule: ``null`` (superusers only,
-403 for anyone else) and ``""`` (everyone). Any other text is a filter
-expression, evaluated by the rule-language compiler; until it ships, such a
-rule matches no row, so access fails closed.
+``null`` means superusers only (403 for anyone else), ``""`` means everyone,
+and any other text is a filter expression compiled by :mod:`keel.query`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
-from keel.core.collection import Collection
-from keel.core.errors import ForbiddenError
+from keel.core.collection import AUTH_RULES, Collection
+from keel.core.errors import BadRequestError, FieldError, ForbiddenError
 from keel.core.request import RequestInfo
+from keel.core.resolver import RecordResolver
+from keel.query.ast import Expr
+from keel.query.dialect import Dialect
+from keel.query.errors import FilterError
+from keel.query.parser import parse
+from keel.query.sql import compile_filter
+
+if TYPE_CHECKING:
+    from keel.core.app import App
 
 SUPERUSERS_ONLY = "Only superusers can perform this action."
 
@@ -35,12 +44,55 @@ class RuleFilter:
     def unrestricted(self) -> bool:
         return self.sql == ""
 
+    def __and__(self, other: RuleFilter) -> RuleFilter:
+        if self.unrestricted:
+            return other
+        if other.unrestricted:
+            return self
+        return RuleFilter(f"({self.sql}) AND ({other.sql})", self.params + other.params)
+
 
 ALL_ROWS = RuleFilter()
 NO_ROWS = RuleFilter("1 = 0")
 
 
-def rule_filter(coll: Collection, rule_name: str, info: RequestInfo) -> RuleFilter:
+@lru_cache(maxsize=2048)
+def parsed(text: str) -> Expr:
+    """The syntax tree of a filter, cached by text (parsing is pure)."""
+    return parse(text)
+
+
+def compile_expression(
+    app: App,
+    coll: Collection,
+    text: str,
+    info: RequestInfo,
+    dialect: Dialect,
+    *,
+    allow_hidden: bool,
+    lookup: Callable[[str], Collection | None] | None = None,
+    allow_request: bool = True,
+) -> RuleFilter:
+    """Compile filter text for ``coll`` under ``info``.
+
+    Raises:
+        FilterError: syntax, limit or planning errors.
+        ForbiddenError: ``@request`` in a filter when ``allow_request`` is false.
+    """
+    resolver = RecordResolver(
+        app,
+        coll,
+        info,
+        dialect,
+        allow_hidden=allow_hidden,
+        lookup=lookup,
+        allow_request=allow_request,
+    )
+    compiled = compile_filter(parsed(text), resolver, dialect)
+    return RuleFilter(compiled.sql, compiled.params)
+
+
+def rule_filter(app: App, coll: Collection, rule_name: str, info: RequestInfo) -> RuleFilter:
     """The condition ``info`` must meet under ``coll``'s ``rule_name`` rule.
 
     Raises:
@@ -53,4 +105,44 @@ def rule_filter(coll: Collection, rule_name: str, info: RequestInfo) -> RuleFilt
         raise ForbiddenError(SUPERUSERS_ONLY)
     if rule.strip() == "":
         return ALL_ROWS
-    return NO_ROWS
+    try:
+        return compile_expression(app, coll, rule, info, app.dialect, allow_hidden=True)
+    except FilterError:
+        # Rules are checked when saved; one that no longer compiles (e.g. a
+        # field it names was removed) fails closed.
+        return NO_ROWS
+
+
+def filter_condition(app: App, coll: Collection, text: str, info: RequestInfo) -> RuleFilter:
+    """The condition of a client's ``filter`` parameter.
+
+    Raises:
+        BadRequestError: the filter is invalid, names an unknown field, or a
+            hidden one while the caller is no superuser.
+    """
+    if not text.strip():
+        return ALL_ROWS
+    try:
+        superuser = info.auth.is_superuser
+        return compile_expression(
+            app, coll, text, info, app.dialect, allow_hidden=superuser, allow_request=superuser
+        )
+    except FilterError as exc:
+        raise BadRequestError(f"Invalid filter: {exc.message}") from exc
+
+
+def rule_errors(app: App, coll: Collection, schema: list[Collection]) -> dict[str, FieldError]:
+    """Per-rule errors of ``coll``'s rules compiled against ``schema`` (which includes it)."""
+    by_id = {c.id: c for c in schema}
+    by_id[coll.id] = coll
+    errors: dict[str, FieldError] = {}
+    for name, text in {**coll.rules, **{k: coll.options.get(k) for k in AUTH_RULES}}.items():
+        if not text or not text.strip():
+            continue
+        try:
+            compile_expression(
+                app, coll, text, RequestInfo(), app.dialect, allow_hidden=True, lookup=by_id.get
+            )
+        except FilterError as exc:
+            errors[name] = FieldError("validation_invalid_rule", f"Invalid rule. {exc.message}")
+    return errors

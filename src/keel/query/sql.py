@@ -235,19 +235,32 @@ class Compiler:
             return self._text(column), _Side("?", (_as_text(raw),), "text", raw, True)
         if column.kind == "json":
             return self._text(column), _Side("?", (_as_text(raw),), "text", raw, True)
+        if column.kind == "any" and self.d.name == "sqlite":
+            # A JSON path value keeps its JSON type in SQLite; compare like with like.
+            return column, _Side("?", (raw,), "any", raw, True)
+        if column.kind == "any":
+            return self._text(column), _Side("?", (_as_text(raw),), "text", raw, True)
         return column, _Side("?", (_as_text(raw),), "text", raw, True)
 
     def _value_pair(self, lhs: _Side, rhs: _Side) -> tuple[_Side, _Side]:
+        # Two bound values give the engine no column to infer types from.
         a, b = _text_number(lhs.value), _text_number(rhs.value)
         if a is not None and b is not None:
+            mark = self._typed("number")
             return (
-                _Side("?", (a,), "number", a, True),
-                _Side("?", (b,), "number", b, True),
+                _Side(mark, (a,), "number", a, True),
+                _Side(mark, (b,), "number", b, True),
             )
+        mark = self._typed("text")
         return (
-            _Side("?", (_as_text(lhs.value),), "text", lhs.value, True),
-            _Side("?", (_as_text(rhs.value),), "text", rhs.value, True),
+            _Side(mark, (_as_text(lhs.value),), "text", lhs.value, True),
+            _Side(mark, (_as_text(rhs.value),), "text", rhs.value, True),
         )
+
+    def _typed(self, kind: str) -> str:
+        if self.d.name != "postgres":
+            return "?"
+        return "CAST(? AS DOUBLE PRECISION)" if kind == "number" else "CAST(? AS TEXT)"
 
     def _text(self, side: _Side) -> _Side:
         if side.is_value:

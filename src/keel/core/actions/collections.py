@@ -21,6 +21,7 @@ from keel.core.collection import (
 from keel.core.errors import BadRequestError, FieldError, ValidationError
 from keel.core.fields.date import now_text
 from keel.core.index import parse_index
+from keel.core.rule import rule_errors
 from keel.core.schema import alter_table, create_table, drop_table
 from keel.query.dialect import dialect_of
 from keel.storage.db.database import Executor
@@ -70,6 +71,12 @@ async def _run_ddl(tx: Executor, statements: list[str], message: str) -> None:
             ) from exc
 
 
+def _check_rules(app: App, coll: Collection, schema: list[Collection], message: str) -> None:
+    errors = rule_errors(app, coll, schema)
+    if errors:
+        raise ValidationError(message, dict(errors))
+
+
 async def _create(
     app: App, tx: Executor, data: Any, schema: list[Collection], *, timestamps: bool = False
 ) -> Collection:
@@ -78,6 +85,7 @@ async def _create(
     if timestamps and not errors:
         add_timestamps(coll)
     validate_collection(coll, schema, errors, message)
+    _check_rules(app, coll, schema, message)
     coll.created = coll.updated = now_text()
     await _run_ddl(tx, create_table(dialect_of(tx), coll), message)
     await _write(app, tx, coll, insert=True)
@@ -89,7 +97,9 @@ async def _update(
 ) -> Collection:
     message = "Failed to update collection."
     coll, errors = collection_from_json(data, existing=old)
-    validate_collection(coll, [c for c in schema if c.id != old.id], errors, message)
+    others = [c for c in schema if c.id != old.id]
+    validate_collection(coll, others, errors, message)
+    _check_rules(app, coll, others, message)
     if coll.name != old.name:
         renamed = []
         for text in coll.indexes:

@@ -21,7 +21,7 @@ from keel.core.fields.text import generate
 from keel.core.record import Record, from_row, select_sql
 from keel.core.record_form import apply_body, blank_record
 from keel.core.request import RequestInfo
-from keel.core.rule import RuleFilter, rule_filter
+from keel.core.rule import RuleFilter, filter_condition, rule_filter
 from keel.query.dialect import dialect_of
 from keel.storage.db.database import Executor
 from keel.storage.db.errors import UniqueViolationError
@@ -53,13 +53,15 @@ def _where(
 
 async def list_records(
     app: App, coll: Collection, info: RequestInfo, params: ListParams
-) -> dict[str, Any]:
-    """One page of records the caller may list, in PocketBase's envelope."""
-    rule = rule_filter(coll, "listRule", info)
-    if params.filter.strip():
-        raise BadRequestError(
-            "The filter parameter is not supported by this Keel version yet.",
-        )
+) -> tuple[dict[str, Any], list[Record]]:
+    """One page of records the caller may list, in PocketBase's envelope.
+
+    Returns:
+        The envelope (items serialized for the caller) and the records.
+    """
+    rule = rule_filter(app, coll, "listRule", info) & filter_condition(
+        app, coll, params.filter, info
+    )
     show_hidden = info.auth.is_superuser
     db = app.db
     order = order_by(dialect_of(db), coll, params.sort, show_hidden=show_hidden)
@@ -67,7 +69,8 @@ async def list_records(
     sql = f"{select_sql(dialect_of(db), coll)}{where} ORDER BY {order} LIMIT ? OFFSET ?"
     offset = (params.page - 1) * params.per_page
     rows = await db.fetch_all(sql, (*bound, params.per_page, offset))
-    items = [from_row(coll, r).to_json(show_hidden=show_hidden) for r in rows]
+    records = [from_row(coll, r) for r in rows]
+    items = [r.to_json(show_hidden=show_hidden) for r in records]
     total: int | None = None
     if not params.skip_total:
         if params.page == 1 and len(items) < params.per_page:
@@ -77,7 +80,7 @@ async def list_records(
                 f"SELECT COUNT(*) FROM {dialect_of(db).quote(coll.name)}{where}", bound
             )
             total = int(row[0]) if row else 0
-    return page_json(params, items, total)
+    return page_json(params, items, total), records
 
 
 async def find_record(
@@ -96,7 +99,7 @@ async def view_record(app: App, coll: Collection, record_id: str, info: RequestI
         ForbiddenError: the view rule is superusers-only.
         NotFoundError: no such record, or the rule hides it.
     """
-    rule = rule_filter(coll, "viewRule", info)
+    rule = rule_filter(app, coll, "viewRule", info)
     record = await find_record(app.db, coll, record_id, rule)
     if record is None:
         raise NotFoundError()
@@ -167,7 +170,7 @@ async def create_record(
             create rule rejects the new record (all 400).
     """
     message = "Failed to create record."
-    rule = rule_filter(coll, "createRule", info)
+    rule = rule_filter(app, coll, "createRule", info)
     record = blank_record(coll)
     changed = await apply_body(
         coll, record, body, creating=True, message=message, passwords=app.passwords
@@ -210,7 +213,7 @@ async def update_record(
         ValidationError: invalid values, missing relations or duplicates.
     """
     message = "Failed to update record."
-    rule = rule_filter(coll, "updateRule", info)
+    rule = rule_filter(app, coll, "updateRule", info)
     async with _transaction(app, tx) as ex:
         record = await find_record(ex, coll, record_id, rule)
         if record is None:
@@ -246,7 +249,7 @@ async def delete_record(
     too; other references are removed from their relation fields. A record
     still required by a relation cannot be deleted (400).
     """
-    rule = rule_filter(coll, "deleteRule", info)
+    rule = rule_filter(app, coll, "deleteRule", info)
     async with _transaction(app, tx) as ex:
         record = await find_record(ex, coll, record_id, rule)
         if record is None:

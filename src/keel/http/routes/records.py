@@ -1,6 +1,11 @@
-"""``/api/collections/{collection}/records``: list, view, create, update, delete."""
+"""``/api/collections/{collection}/records``: list, view, create, update, delete.
+
+Every response that carries records honours ``expand`` and ``fields``.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -8,47 +13,77 @@ from starlette.routing import Route
 
 from keel.core.actions import records as actions
 from keel.core.actions.listing import parse_list_params
+from keel.core.app import App
+from keel.core.collection import Collection
+from keel.core.expand import expand_records
+from keel.core.projection import Projection, parse_fields, project, project_page
+from keel.core.record import Record
+from keel.core.request import RequestInfo
 from keel.http.body import read_data
 from keel.http.context import get_app, request_info
 from keel.http.response import JSONResponse
 
 
+async def present(
+    app: App, coll: Collection, record: Record, info: RequestInfo, projection: Projection | None
+) -> Any:
+    """One record as the caller may see it, expanded and projected."""
+    item = record.to_json(show_hidden=info.auth.is_superuser)
+    expand = info.query.get("expand", "")
+    if expand:
+        await expand_records(app, coll, [record], [item], expand, info)
+    return project(item, projection) if projection is not None else item
+
+
+def _projection(info: RequestInfo) -> Projection | None:
+    text = info.query.get("fields", "")
+    return parse_fields(text) if text else None
+
+
 async def list_records(request: Request) -> Response:
     info = await request_info(request)
+    projection = _projection(info)
     app = get_app(request)
     coll = app.collection(request.path_params["collection"])
-    page = await actions.list_records(app, coll, info, parse_list_params(info.query))
-    return JSONResponse(page)
+    params = parse_list_params(info.query)
+    page, records = await actions.list_records(app, coll, info, params)
+    expand = info.query.get("expand", "")
+    if expand:
+        await expand_records(app, coll, records, page["items"], expand, info)
+    return JSONResponse(project_page(page, projection) if projection is not None else page)
 
 
 async def view_record(request: Request) -> Response:
     info = await request_info(request)
+    projection = _projection(info)
     app = get_app(request)
     coll = app.collection(request.path_params["collection"])
     record = await actions.view_record(app, coll, request.path_params["id"], info)
-    return JSONResponse(record.to_json(show_hidden=info.auth.is_superuser))
+    return JSONResponse(await present(app, coll, record, info, projection))
 
 
 async def create_record(request: Request) -> Response:
     app = get_app(request)
     body = await read_data(request, app.config.max_body_size)
     info = await request_info(request, body)
+    projection = _projection(info)
     coll = app.collection(
         request.path_params["collection"], "Missing or invalid collection context."
     )
     record = await actions.create_record(app, coll, body, info)
-    return JSONResponse(record.to_json(show_hidden=info.auth.is_superuser))
+    return JSONResponse(await present(app, coll, record, info, projection))
 
 
 async def update_record(request: Request) -> Response:
     app = get_app(request)
     body = await read_data(request, app.config.max_body_size)
     info = await request_info(request, body)
+    projection = _projection(info)
     coll = app.collection(
         request.path_params["collection"], "Missing or invalid collection context."
     )
     record = await actions.update_record(app, coll, request.path_params["id"], body, info)
-    return JSONResponse(record.to_json(show_hidden=info.auth.is_superuser))
+    return JSONResponse(await present(app, coll, record, info, projection))
 
 
 async def delete_record(request: Request) -> Response:
