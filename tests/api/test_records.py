@@ -506,7 +506,7 @@ async def test_null_rules_are_superuser_only(
 async def test_expression_rules_filter_rows(
     client: httpx.AsyncClient, su: dict[str, str], schema: dict[str, Any]
 ) -> None:
-    """Rule expressions act as row filters: filtered list, 404 on view/update/delete, 400 on create."""
+    """Rule expressions filter rows: a filtered list, 404 on view/update/delete, 400 on create."""
     hidden = (await client.post("/api/collections/authors/records", json={"name": "x"})).json()[
         "id"
     ]
