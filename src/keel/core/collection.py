@@ -273,6 +273,11 @@ def _build_fields(
         try:
             fld = field_from_json(item)
         except FieldError as exc:
+            if exc.code == "validation_invalid_field_type":
+                # PocketBase cannot even load such a field list: a bare 400.
+                raise ValidationError(
+                    "Failed to load the submitted data due to invalid formatting.", {}
+                ) from exc
             errors[str(i + offset)] = exc
             continue
         if not fld.id:

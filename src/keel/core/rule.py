@@ -21,7 +21,7 @@ from keel.core.collection import AUTH_RULES, Collection
 from keel.core.errors import BadRequestError, FieldError, ForbiddenError
 from keel.core.request import RequestInfo
 from keel.core.resolver import RecordResolver
-from keel.query.ast import Expr
+from keel.query.ast import Expr, identifiers
 from keel.query.dialect import Dialect
 from keel.query.errors import FilterError
 from keel.query.parser import parse
@@ -56,10 +56,18 @@ ALL_ROWS = RuleFilter()
 NO_ROWS = RuleFilter("1 = 0")
 
 
+MAX_CACHED_PLANS = 512
+
+
 @lru_cache(maxsize=2048)
-def parsed(text: str) -> Expr:
-    """The syntax tree of a filter, cached by text (parsing is pure)."""
-    return parse(text)
+def parsed(text: str) -> tuple[Expr, bool]:
+    """The syntax tree of a filter, and whether it depends on the request.
+
+    Cached by text: parsing is pure. A filter naming no ``@`` identifier
+    compiles to the same SQL and parameters for every request.
+    """
+    tree = parse(text)
+    return tree, any(name.startswith("@") for name in identifiers(tree))
 
 
 def compile_expression(
@@ -79,6 +87,12 @@ def compile_expression(
         FilterError: syntax, limit or planning errors.
         ForbiddenError: ``@request`` in a filter when ``allow_request`` is false.
     """
+    tree, per_request = parsed(text)
+    key = f"plan:{dialect.name}:{allow_hidden:d}:{allow_request:d}:{text}"
+    if not per_request and lookup is None:
+        cached: RuleFilter | None = coll.cache.get(key)
+        if cached is not None:
+            return cached
     resolver = RecordResolver(
         app,
         coll,
@@ -88,8 +102,14 @@ def compile_expression(
         lookup=lookup,
         allow_request=allow_request,
     )
-    compiled = compile_filter(parsed(text), resolver, dialect)
-    return RuleFilter(compiled.sql, compiled.params)
+    compiled = compile_filter(tree, resolver, dialect)
+    result = RuleFilter(compiled.sql, compiled.params)
+    if not per_request and lookup is None:
+        # Plans live on the collection object, which a schema change replaces.
+        if len(coll.cache) > MAX_CACHED_PLANS:
+            coll.cache.clear()
+        coll.cache[key] = result
+    return result
 
 
 def rule_filter(app: App, coll: Collection, rule_name: str, info: RequestInfo) -> RuleFilter:

@@ -13,7 +13,6 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
 from keel.core.errors import BadRequestError, PayloadTooLargeError
-from keel.core.fields.json import FormText
 
 INVALID = "Failed to load the submitted data due to invalid formatting."
 
@@ -46,7 +45,7 @@ async def read_bytes(request: Request, limit: int) -> bytes:
 async def read_data(request: Request, limit: int) -> dict[str, Any]:
     """The body as a mapping of field names to values.
 
-    Form values arrive as :class:`FormText`; repeated keys become lists; a
+    Form values arrive as strings; repeated keys become lists; a
     ``@jsonPayload`` form field holds a JSON object merged into the result.
 
     Raises:
@@ -90,7 +89,7 @@ async def _read_form(request: Request) -> dict[str, Any]:
             values = form.getlist(key)
             if any(isinstance(v, UploadFile) for v in values):
                 raise BadRequestError("File uploads are not supported by this Keel version yet.")
-            texts = [FormText(v) for v in values if isinstance(v, str)]
+            texts = [v for v in values if isinstance(v, str)]
             if key == "@jsonPayload":
                 for text in texts:
                     payload = orjson.loads(str(text))

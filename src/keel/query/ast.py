@@ -61,6 +61,19 @@ class Or:
 Expr = Comparison | And | Or
 
 
+def identifiers(node: Expr | Operand) -> list[str]:
+    """Every identifier name in a tree, in order."""
+    if isinstance(node, Identifier):
+        return [node.name]
+    if isinstance(node, Literal):
+        return []
+    if isinstance(node, Call):
+        return [name for arg in node.args for name in identifiers(arg)]
+    if isinstance(node, Comparison):
+        return identifiers(node.left) + identifiers(node.right)
+    return [name for item in node.items for name in identifiers(item)]
+
+
 def _quote(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 

@@ -17,7 +17,11 @@ def format_datetime(moment: datetime) -> str:
     """PocketBase's date text for an aware or UTC-naive datetime."""
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return (
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d} "
+        f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}."
+        f"{moment.microsecond // 1000:03d}Z"
+    )
 
 
 def now_text() -> str:
@@ -90,7 +94,7 @@ class AutodateField(Field):
     """Set by the server on create and/or update; client input is ignored."""
 
     type = "autodate"
-    OPTIONS: ClassVar[dict[str, Any]] = {"onCreate": True, "onUpdate": False}
+    OPTIONS: ClassVar[dict[str, Any]] = {"onCreate": False, "onUpdate": False}
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:
@@ -100,11 +104,8 @@ class AutodateField(Field):
 
     def check_options(self) -> dict[str, FieldError]:
         if not self.options["onCreate"] and not self.options["onUpdate"]:
-            return {
-                "onCreate": FieldError(
-                    "validation_required", "At least one of onCreate or onUpdate must be set."
-                )
-            }
+            missing = FieldError("validation_required", "Cannot be blank.")
+            return {"onCreate": missing, "onUpdate": missing}
         return {}
 
     def normalize(self, value: Any) -> str:

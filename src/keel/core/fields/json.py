@@ -13,12 +13,6 @@ from keel.query.dialect import ColumnKind
 DEFAULT_JSON_MAX_SIZE = 1 << 20
 
 
-class FormText(str):
-    """A value that arrived as multipart form text rather than JSON."""
-
-    __slots__ = ()
-
-
 class JSONField(Field):
     type = "json"
     OPTIONS: ClassVar[dict[str, Any]] = {"required": False, "maxSize": 0}
@@ -39,8 +33,9 @@ class JSONField(Field):
         return None
 
     def normalize(self, value: Any) -> Any:
-        if isinstance(value, FormText):
-            # Form fields carry JSON text; plain text that is not JSON is a string.
+        if isinstance(value, str):
+            # As in PocketBase, a string holding JSON is parsed (form fields
+            # always arrive as text); other text is kept as a JSON string.
             try:
                 return orjson.loads(str(value))
             except orjson.JSONDecodeError:

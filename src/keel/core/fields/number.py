@@ -13,11 +13,27 @@ _TRUE = {"true", "1", "on", "yes", "t"}
 _FALSE = {"false", "0", "off", "no", "f", ""}
 
 
+MAX_SAFE = 2**53
+
+
 def canonical_number(value: float) -> int | float:
     """Integral floats as ints, so ``5.0`` is shown as ``5`` like PocketBase does."""
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+    if isinstance(value, float) and value.is_integer() and abs(value) <= MAX_SAFE:
         return int(value)
     return value
+
+
+def checked_number(number: float) -> int | float:
+    """A finite number within ±2^53 in canonical form.
+
+    Raises:
+        FieldError: NaN, infinity, or out of the range doubles hold exactly.
+    """
+    if isinstance(number, float) and not math.isfinite(number):
+        raise FieldError("validation_not_a_number", "The value must be a finite number.")
+    if abs(number) > MAX_SAFE:
+        raise FieldError("validation_not_a_number", "The value is out of the safe number range.")
+    return canonical_number(float(number)) if isinstance(number, float) else number
 
 
 class NumberField(Field):
@@ -35,7 +51,9 @@ class NumberField(Field):
         if low is not None and high is not None and high < low:
             return {
                 "max": FieldError(
-                    "validation_min_greater_equal_than_required", f"Must be no less than {low}."
+                    "validation_min_number_constraint",
+                    f"Must be greater or equal than {canonical_number(float(low))}.",
+                    {"min": low},
                 )
             }
         return {}
@@ -61,13 +79,7 @@ class NumberField(Field):
                 raise type_error("a number") from None
         else:
             raise type_error("a number")
-        if isinstance(number, float) and not math.isfinite(number):
-            raise FieldError("validation_not_a_number", "The value must be a finite number.")
-        if isinstance(number, int) and abs(number) > 2**53:
-            raise FieldError(
-                "validation_not_a_number", "The value is out of the safe number range."
-            )
-        return canonical_number(float(number)) if isinstance(number, float) else number
+        return checked_number(number)
 
     def validate(self, value: Any) -> None:
         if value == 0 and self.required:
@@ -100,8 +112,7 @@ class NumberField(Field):
         if op == "^":
             return super().modify(current, op, value)
         delta = self.normalize(value)
-        result = current + delta if op == "+" else current - delta
-        return canonical_number(float(result)) if isinstance(result, float) else result
+        return checked_number(current + delta if op == "+" else current - delta)
 
 
 class BoolField(Field):

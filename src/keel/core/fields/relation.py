@@ -18,7 +18,7 @@ class RelationField(MultiValueField):
         "collectionId": "",
         "cascadeDelete": False,
         "minSelect": 0,
-        "maxSelect": 1,
+        "maxSelect": 0,
     }
 
     def check_options(self) -> dict[str, FieldError]:

@@ -111,7 +111,7 @@ def _load_list(text: Any) -> list[str]:
 
 class SelectField(MultiValueField):
     type = "select"
-    OPTIONS: ClassVar[dict[str, Any]] = {"required": False, "maxSelect": 1, "values": []}
+    OPTIONS: ClassVar[dict[str, Any]] = {"required": False, "maxSelect": 0, "values": []}
 
     def check_options(self) -> dict[str, FieldError]:
         errors: dict[str, FieldError] = {}

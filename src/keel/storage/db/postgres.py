@@ -49,7 +49,7 @@ def _translate(exc: BaseException) -> DatabaseError:
         return SchemaMismatchError(str(exc))
     if isinstance(exc, asyncpg.QueryCanceledError):
         return StatementTimeoutError(str(exc))
-    if isinstance(exc, (asyncpg.DataError, ClientDataError)):
+    if isinstance(exc, (asyncpg.DataError, ClientDataError, asyncpg.ProgramLimitExceededError)):
         return InvalidValueError(str(exc))
     return DatabaseError(str(exc))
 
