@@ -36,7 +36,9 @@ class App:
     def __init__(self, config: Config, db: Database | None = None) -> None:
         self.config = config
         self.db: Database = db or open_database(
-            config.resolved_database_url, sqlite_synchronous=config.sqlite_synchronous
+            config.resolved_database_url,
+            sqlite_synchronous=config.sqlite_synchronous,
+            statement_timeout_ms=config.statement_timeout_ms,
         )
         self.passwords = Passwords(
             config.argon2_time_cost, config.argon2_memory_kib, config.argon2_parallelism

@@ -31,6 +31,9 @@ class Config:
     max_body_size: int = DEFAULT_MAX_BODY_SIZE
     #: SQLite ``synchronous`` setting: FULL (durable on power loss) or NORMAL.
     sqlite_synchronous: str = "FULL"
+    #: Time budget of one SQL statement, in milliseconds; past it the request
+    #: gets a 400 and the worker moves on.
+    statement_timeout_ms: int = 10_000
     #: argon2id cost for new password hashes (argon2-cffi defaults).
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536

@@ -20,7 +20,7 @@ import calendar
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
@@ -34,9 +34,6 @@ from keel.core.request import RequestInfo
 from keel.query.dialect import Dialect
 from keel.query.errors import FilterPlanError
 from keel.query.plan import Column, Kind, Many, Resolved, Value
-
-if TYPE_CHECKING:
-    from keel.core.app import App
 
 MAX_PATH_DEPTH = 6
 MODIFIERS = frozenset({"each", "length", "lower", "isset", "changed"})
@@ -85,28 +82,30 @@ class RecordResolver:
     """Resolves identifiers for filters and rules on one collection.
 
     Args:
-        app: for related collections.
+        lookup: finds related collections by id.
         coll: the collection the filter applies to; its columns are referred
             to as ``"<table>"."<column>"``.
         info: the request (``@request.*`` values).
+        dialect: the SQL dialect to write.
         allow_hidden: True for API rules and superusers.
+        allow_request: whether ``@request.*`` may be used (not in a
+            non-superuser's ``filter`` parameter, as in PocketBase).
+        now: the moment the date macros refer to.
     """
 
     def __init__(
         self,
-        app: App,
+        lookup: Callable[[str], Collection | None],
         coll: Collection,
         info: RequestInfo,
         dialect: Dialect,
         *,
         allow_hidden: bool,
-        now: datetime | None = None,
-        lookup: Callable[[str], Collection | None] | None = None,
         allow_request: bool = True,
+        now: datetime | None = None,
     ) -> None:
         self.allow_request = allow_request
-        self.lookup = lookup or app.find_collection
-        self.app = app
+        self.lookup = lookup
         self.coll = coll
         self.info = info
         self.d = dialect

@@ -94,12 +94,11 @@ def compile_expression(
         if cached is not None:
             return cached
     resolver = RecordResolver(
-        app,
+        lookup or app.find_collection,
         coll,
         info,
         dialect,
         allow_hidden=allow_hidden,
-        lookup=lookup,
         allow_request=allow_request,
     )
     compiled = compile_filter(tree, resolver, dialect)

@@ -7,6 +7,7 @@ transaction (``tx``) so a batch can run several of them atomically.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -68,18 +69,18 @@ async def list_records(
     where, bound = _where(rule)
     sql = f"{select_sql(dialect_of(db), coll)}{where} ORDER BY {order} LIMIT ? OFFSET ?"
     offset = (params.page - 1) * params.per_page
-    rows = await db.fetch_all(sql, (*bound, params.per_page, offset))
+    page_query = db.fetch_all(sql, (*bound, params.per_page, offset))
+    total: int | None = None
+    if params.skip_total:
+        rows = await page_query
+    else:
+        # The count runs beside the page query (another reader thread or pool
+        # connection), so a total costs little extra latency.
+        count_sql = f"SELECT COUNT(*) FROM {dialect_of(db).quote(coll.name)}{where}"
+        rows, count = await asyncio.gather(page_query, db.fetch_one(count_sql, bound))
+        total = int(count[0]) if count else 0
     records = [from_row(coll, r) for r in rows]
     items = [r.to_json(show_hidden=show_hidden) for r in records]
-    total: int | None = None
-    if not params.skip_total:
-        if params.page == 1 and len(items) < params.per_page:
-            total = len(items)  # the whole result is on this page
-        else:
-            row = await db.fetch_one(
-                f"SELECT COUNT(*) FROM {dialect_of(db).quote(coll.name)}{where}", bound
-            )
-            total = int(row[0]) if row else 0
     return page_json(params, items, total), records
 
 

@@ -92,7 +92,7 @@ class PostgresDatabase(_Runner):
         *,
         min_size: int = 2,
         max_size: int = 10,
-        statement_timeout_ms: int = 30_000,
+        statement_timeout_ms: int = 10_000,
     ) -> None:
         self.url = url
         self._min = min_size

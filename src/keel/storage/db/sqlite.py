@@ -19,6 +19,7 @@ survives process crashes but may lose the last commits on power loss.
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import sqlite3
 import threading
@@ -36,6 +37,7 @@ from keel.storage.db.errors import (
     IntegrityError,
     InvalidValueError,
     SchemaMismatchError,
+    StatementTimeoutError,
     UniqueViolationError,
 )
 
@@ -59,11 +61,43 @@ def _translate(exc: sqlite3.Error | ValueError) -> DatabaseError:
             return UniqueViolationError(message, table=table, columns=columns)
         return IntegrityError(message)
     if isinstance(exc, sqlite3.OperationalError):
+        if message == "interrupted":
+            return StatementTimeoutError("The statement ran past its time budget.")
         if "locked" in message or "busy" in message:
             return DatabaseBusyError(message)
         if _SCHEMA.search(message):
             return SchemaMismatchError(message)
     return DatabaseError(message)
+
+
+class _Connection(sqlite3.Connection):
+    """A connection whose statements stop at a deadline (the time budget).
+
+    A progress handler runs every few thousand VM steps and interrupts the
+    statement once ``deadline`` (a ``time.monotonic()`` value) has passed.
+    """
+
+    deadline = math.inf
+
+    def run(self, sql: str, params: Params, budget: float, mode: str) -> Any:
+        """Execute and fetch (``mode``: ``all``, ``one`` or ``count``) within ``budget`` s."""
+        self.deadline = time.monotonic() + budget
+        try:
+            cursor = self.execute(sql, tuple(params))
+            if mode == "all":
+                return cursor.fetchall()
+            if mode == "one":
+                return cursor.fetchone()
+            return cursor.rowcount
+        finally:
+            self.deadline = math.inf
+
+
+def _progress(conn: _Connection) -> Callable[[], int]:
+    def check() -> int:
+        return 1 if time.monotonic() > conn.deadline else 0
+
+    return check
 
 
 class _Connector:
@@ -74,8 +108,15 @@ class _Connector:
         self.synchronous = synchronous
         self.busy_timeout_ms = busy_timeout_ms
 
-    def open(self, *, read_only: bool) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=0)
+    def open(self, *, read_only: bool) -> _Connection:
+        conn = sqlite3.connect(
+            self.path,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=0,
+            factory=_Connection,
+        )
+        conn.set_progress_handler(_progress(conn), 5000)
         conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
@@ -94,6 +135,8 @@ class SQLiteDatabase:
         synchronous: ``"FULL"`` (default, durable on power loss) or ``"NORMAL"``.
         readers: number of reader threads.
         lock_wait: seconds a writer waits for another process's write lock.
+        statement_timeout: seconds one statement may run before it is
+            interrupted (:class:`StatementTimeoutError`).
     """
 
     dialect_name = "sqlite"
@@ -105,7 +148,9 @@ class SQLiteDatabase:
         synchronous: str = "FULL",
         readers: int = 2,
         lock_wait: float = 30.0,
+        statement_timeout: float = 10.0,
     ) -> None:
+        self.statement_timeout = statement_timeout
         if synchronous.upper() not in {"FULL", "NORMAL", "EXTRA", "OFF"}:
             raise ValueError(f"invalid synchronous setting: {synchronous!r}")
         self.path = Path(path)
@@ -115,9 +160,9 @@ class SQLiteDatabase:
         self._lock_wait = lock_wait
         self._write_pool: ThreadPoolExecutor | None = None
         self._read_pool: ThreadPoolExecutor | None = None
-        self._writer: sqlite3.Connection | None = None
+        self._writer: _Connection | None = None
         self._local = threading.local()
-        self._reader_conns: list[sqlite3.Connection] = []
+        self._reader_conns: list[_Connection] = []
         self._reader_lock = threading.Lock()
         self._write_lock = asyncio.Lock()
 
@@ -127,7 +172,7 @@ class SQLiteDatabase:
         self._read_pool = ThreadPoolExecutor(self._readers, thread_name_prefix="keel-sqlite-r")
         self._writer = await self._on_writer(self._open_writer)
 
-    def _open_writer(self) -> sqlite3.Connection:
+    def _open_writer(self) -> _Connection:
         conn = self._connector.open(read_only=False)
         deadline = time.monotonic() + self._lock_wait
         while True:
@@ -154,8 +199,8 @@ class SQLiteDatabase:
 
     # -- reads ---------------------------------------------------------------
 
-    def _reader(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+    def _reader(self) -> _Connection:
+        conn: _Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._connector.open(read_only=True)
             self._local.conn = conn
@@ -171,7 +216,8 @@ class SQLiteDatabase:
     async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
         def run() -> list[Row]:
             try:
-                return self._reader().execute(sql, tuple(params)).fetchall()
+                rows: list[Row] = self._reader().run(sql, params, self.statement_timeout, "all")
+                return rows
             except (sqlite3.Error, ValueError) as exc:
                 raise _translate(exc) from exc
 
@@ -180,7 +226,7 @@ class SQLiteDatabase:
     async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
         def run() -> Row | None:
             try:
-                row: Row | None = self._reader().execute(sql, tuple(params)).fetchone()
+                row: Row | None = self._reader().run(sql, params, self.statement_timeout, "one")
                 return row
             except (sqlite3.Error, ValueError) as exc:
                 raise _translate(exc) from exc
@@ -265,27 +311,26 @@ class _SQLiteTransaction:
         self.closed = False
         self.failed = False
 
-    def _run(self, sql: str, params: Params) -> sqlite3.Cursor:
+    def _run(self, sql: str, params: Params, mode: str) -> Any:
         if self.closed:
             raise DatabaseError("transaction is closed")
         if self.failed:
             raise DatabaseError("transaction aborted by an earlier error")
         assert self._db._writer is not None
         try:
-            return self._db._writer.execute(sql, tuple(params))
+            return self._db._writer.run(sql, params, self._db.statement_timeout, mode)
         except (sqlite3.Error, ValueError) as exc:
             self.failed = True
             raise _translate(exc) from exc
 
     async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
-        return await self._db._on_writer(lambda: self._run(sql, params).fetchall())
+        rows: list[Row] = await self._db._on_writer(lambda: self._run(sql, params, "all"))
+        return rows
 
     async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
-        def run() -> Row | None:
-            row: Row | None = self._run(sql, params).fetchone()
-            return row
-
-        return await self._db._on_writer(run)
+        row: Row | None = await self._db._on_writer(lambda: self._run(sql, params, "one"))
+        return row
 
     async def execute(self, sql: str, params: Params = ()) -> int:
-        return await self._db._on_writer(lambda: self._run(sql, params).rowcount)
+        count: int = await self._db._on_writer(lambda: self._run(sql, params, "count"))
+        return count
