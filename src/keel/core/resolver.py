@@ -19,6 +19,7 @@ from __future__ import annotations
 import calendar
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,12 +33,16 @@ from keel.core.fields.relation import RelationField
 from keel.core.fields.select import MultiValueField
 from keel.core.request import RequestInfo
 from keel.query.dialect import Dialect
-from keel.query.errors import FilterPlanError
-from keel.query.plan import Column, Kind, Many, Resolved, Value
+from keel.query.errors import FilterError, FilterPlanError
+from keel.query.parser import parse
+from keel.query.plan import Column, Kind, Many, Resolved, Step, Value
+from keel.query.sql import compile_filter
 
 MAX_PATH_DEPTH = 6
 MODIFIERS = frozenset({"each", "length", "lower", "isset", "changed"})
-JSON_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+JSON_KEY = re.compile(r"^[A-Za-z0-9_]+$")
+ASCII_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+ASCII_LOWER = str.maketrans(ASCII_UPPER, ASCII_UPPER.lower())
 
 
 def field_kind(fld: Field) -> Kind:
@@ -91,6 +96,11 @@ class RecordResolver:
         allow_request: whether ``@request.*`` may be used (not in a
             non-superuser's ``filter`` parameter, as in PocketBase).
         now: the moment the date macros refer to.
+        related_rules: join only related records that pass their own
+            collection's ``listRule`` (a non-superuser's ``filter``), so a
+            filter cannot probe records the caller may not list.
+        root_ref: how the SQL refers to the filtered collection's row.
+        prefix: added to every alias, to nest one filter in another.
     """
 
     def __init__(
@@ -103,7 +113,13 @@ class RecordResolver:
         allow_hidden: bool,
         allow_request: bool = True,
         now: datetime | None = None,
+        related_rules: bool = False,
+        root_ref: str | None = None,
+        prefix: str = "",
     ) -> None:
+        self.related_rules = related_rules
+        self.root_ref = root_ref or dialect.quote(coll.name)
+        self.prefix = prefix
         self.allow_request = allow_request
         self.lookup = lookup
         self.coll = coll
@@ -112,10 +128,11 @@ class RecordResolver:
         self.allow_hidden = allow_hidden
         self.now = now or datetime.now(UTC)
         self._alias = 0
+        self._aliases: dict[str, str] = {}
 
     def _next(self, prefix: str) -> str:
         self._alias += 1
-        return f"{prefix}{self._alias}"
+        return f"{self.prefix}{prefix}{self._alias}"
 
     def resolve(self, name: str) -> Resolved:
         base, _, modifier = name.partition(":")
@@ -128,8 +145,25 @@ class RecordResolver:
         else:
             resolved = self._path(base, modifier)
         if modifier == "lower":
-            return _lower(resolved)
+            return self._lower(resolved)
         return resolved
+
+    def _lower(self, resolved: Resolved) -> Resolved:
+        """``:lower``: ASCII letters only, like SQLite's LOWER() (PocketBase's engine)."""
+        if isinstance(resolved, Value):
+            value = resolved.value
+            return Value(value.translate(ASCII_LOWER) if isinstance(value, str) else value)
+        if isinstance(resolved, Column):
+            return Column(self._fold(resolved.sql, resolved.kind), "text", resolved.params)
+        return Many(
+            resolved.steps, self._fold(resolved.value, resolved.kind), "text", resolved.params
+        )
+
+    def _fold(self, sql: str, kind: Kind) -> str:
+        if self.d.name != "postgres":
+            return f"LOWER({sql})"
+        text = f"({sql} #>> '{{}}')" if kind == "json" else f"CAST({sql} AS TEXT)"
+        return f"TRANSLATE({text}, '{ASCII_UPPER}', '{ASCII_UPPER.lower()}')"
 
     # -- @request and macros ------------------------------------------------------
 
@@ -151,6 +185,8 @@ class RecordResolver:
         parts = name.split(".")
         if parts[0] != "@request" or len(parts) < 2:
             if parts[0] == "@collection":
+                if not self.allow_request:
+                    raise ForbiddenError("Only superusers can filter by @collection.")
                 raise FilterPlanError("@collection references are not supported yet.")
             raise FilterPlanError(f"Unknown identifier {name!r}.")
         info = self.info
@@ -204,106 +240,189 @@ class RecordResolver:
             raise FilterPlanError(f"The :{modifier} modifier only applies to @request.body fields.")
         q = self.d.quote
         coll = self.coll
-        fld = self._field(coll, parts[0])
-        column = f"{q(coll.name)}.{q(fld.name)}"
-        if fld.type == "json" and len(parts) > 1:
-            return self._json_path(column, parts[1:])
-        if len(parts) == 1:
-            return self._final(fld, column, "", modifier, multi=False)
-        joins: list[str] = []
-        where = ""
-        multi = False
-        for step, part in enumerate(parts[1:]):
+        ref = self.root_ref  # the current table: the root, or the last join's alias
+        steps: list[Step] = []
+        single: list[Join] = []  # joins of a scalar path through single relations
+        prefix = ""
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            prefix = f"{prefix}.{part}" if prefix else part
+            if "_via_" in part:
+                coll, step = self._back_relation(coll, part, ref, prefix)
+                steps += [*self._lift(single, steps), step]
+                single = []
+                ref = "{a}"
+                if last:
+                    return self._many(steps, f"{{a}}.{q('id')}", "text", modifier)
+                continue
+            fld = self._field(coll, part)
+            column = f"{ref}.{q(fld.name)}"
+            if fld.type == "json" and not last:
+                return self._wrap(self._json_path(column, parts[i + 1 :]), steps, single)
+            if last:
+                return self._final(fld, column, steps, single, modifier)
             if not isinstance(fld, RelationField):
-                raise FilterPlanError(
-                    f"{fld.name!r} is not a relation field; JSON paths are not supported yet."
-                )
+                raise FilterPlanError(f"{fld.name!r} is not a relation field.")
             target = self.lookup(fld.options["collectionId"])
             if target is None:
                 raise FilterPlanError(f"The relation {fld.name!r} points to a missing collection.")
-            alias = self._next("r")
-            if fld.multiple:
-                multi = True
-                elem = self._next("je")
-                joins.append(("CROSS JOIN " if joins else "") + self._each(column, elem))
-                joins.append(f"JOIN {q(target.name)} {alias} ON {alias}.{q('id')} = {elem}.value")
-            elif step == 0:
-                joins.append(f"{q(target.name)} {alias}")
-                where = f" WHERE {alias}.{q('id')} = {column}"
+            if fld.multiple or steps:
+                steps += self._lift(single, steps)
+                single = []
+                table = q(target.name)
+                if fld.multiple:
+                    steps.append(Step(prefix + "#each", self._join_each(_prev(column))))
+                    on = f"{{a}}.{q('id')} = {{p}}.value"
+                else:
+                    on = f"{{a}}.{q('id')} = {_prev(column)}"
+                visible, params = self._visible(target, "{a}")
+                steps.append(Step(prefix, f"LEFT JOIN {table} {{a}} ON {on}{visible}", params))
+                ref = "{a}"
             else:
-                joins.append(f"JOIN {q(target.name)} {alias} ON {alias}.{q('id')} = {column}")
+                # One alias per path prefix, so repeated paths share their joins.
+                alias = self._aliases.setdefault(prefix, self._next("r"))
+                visible, params = self._visible(target, alias)
+                on = f"{alias}.{q('id')} = {column}{visible}"
+                single.append(Join(f"{q(target.name)} {alias}", on, params))
+                ref = alias
             coll = target
-            fld = self._field(coll, part)
-            column = f"{alias}.{q(fld.name)}"
-        return self._final(fld, column, _from(joins) + where, modifier, multi=multi)
+        raise FilterPlanError(f"Invalid field path {name!r}.")  # pragma: no cover
+
+    def _lift(self, single: list[Join], steps: list[Step]) -> list[Step]:
+        """Single-relation joins met before a multi-valued step become steps too."""
+        return [
+            Step(f"single:{j.table}", f"LEFT JOIN {j.table} ON {j.on}", j.params) for j in single
+        ]
+
+    def _visible(self, target: Collection, ref: str) -> tuple[str, tuple[Any, ...]]:
+        """`` AND <target's listRule>`` for a join, when related rules apply."""
+        if not self.related_rules:
+            return "", ()
+        rule = target.rules.get("listRule")
+        if rule is None:
+            return f" AND {self.d.false}", ()  # superusers only: nothing is visible
+        if not rule.strip():
+            return "", ()
+        nested_prefix = self._next("n") + "_"
+        nested = RecordResolver(
+            self.lookup,
+            target,
+            self.info,
+            self.d,
+            allow_hidden=True,
+            now=self.now,
+            root_ref=ref,
+            prefix=nested_prefix,
+        )
+        try:
+            compiled = compile_filter(parse(rule), nested, self.d, alias_prefix=nested_prefix + "j")
+        except FilterError:
+            return f" AND {self.d.false}", ()  # a rule that no longer compiles hides all
+        return f" AND ({compiled.sql})", compiled.params
+
+    def _back_relation(
+        self, coll: Collection, part: str, ref: str, prefix: str
+    ) -> tuple[Collection, Step]:
+        source_name, _, field_name = part.partition("_via_")
+        source = self.lookup(source_name)
+        fld = source.field(field_name) if source is not None else None
+        if (
+            source is None
+            or not isinstance(fld, RelationField)
+            or fld.options["collectionId"] != coll.id
+        ):
+            raise FilterPlanError(f"Invalid back-relation {part!r}.")
+        self._field(source, field_name)
+        q = self.d.quote
+        column = f"{{a}}.{q(fld.name)}"
+        target_id = f"{_prev(ref)}.{q('id')}"
+        if not fld.multiple:
+            cond = f"{column} = {target_id}"
+        elif self.d.name == "postgres":
+            cond = f"{column} @> jsonb_build_array({target_id})"
+        else:
+            cond = f"EXISTS (SELECT 1 FROM json_each({column}) WHERE json_each.value = {target_id})"
+        visible, params = self._visible(source, "{a}")
+        return source, Step(prefix, f"LEFT JOIN {q(source.name)} {{a}} ON {cond}{visible}", params)
+
+    def _join_each(self, column: str) -> str:
+        if self.d.name == "postgres":
+            return f"LEFT JOIN LATERAL jsonb_array_elements_text({column}) AS {{a}}(value) ON TRUE"
+        return f"LEFT JOIN json_each({column}) {{a}} ON 1 = 1"
+
+    def _many(self, steps: list[Step], value: str, kind: Kind, modifier: str) -> Many:
+        if modifier in ("each", "length"):
+            raise FilterPlanError(f"The :{modifier} modifier needs a multi-valued field.")
+        return Many(tuple(steps), value, kind)
+
+    def _wrap(self, column: Column, steps: list[Step], single: list[Join]) -> Resolved:
+        if steps:
+            return Many(tuple(steps), column.sql, column.kind, column.params)
+        if single:
+            body, params = _single_from(single)
+            return Column(f"(SELECT {column.sql} FROM {body})", column.kind, column.params + params)
+        return column
 
     def _final(
-        self, fld: Field, column: str, source: str, modifier: str, *, multi: bool
+        self, fld: Field, column: str, steps: list[Step], single: list[Join], modifier: str
     ) -> Resolved:
-        """The last field of a path, in the row (no ``source``) or in a subquery."""
+        """The last field of a path: a column, a scalar subquery, or a value set."""
         is_array = isinstance(fld, MultiValueField) and fld.multiple
-        if modifier == "each" or (is_array and source and modifier != "length"):
-            if not is_array:
-                raise FilterPlanError(
-                    f"The :each modifier needs a multi-valued field, not {fld.name!r}."
-                )
-            return self._elements(column, source, "text")
+        if modifier in ("each", "length") and not is_array:
+            raise FilterPlanError(f"The :{modifier} modifier needs a multi-valued field.")
+        nested = bool(steps or single)
+        if modifier == "each" or (is_array and nested and modifier != "length"):
+            all_steps = [*steps, *self._lift(single, steps)]
+            all_steps.append(Step(f"{column}#each", self._join_each(_prev(column))))
+            return Many(tuple(all_steps), "{a}.value", "text")
         if modifier == "length":
-            if not is_array:
-                raise FilterPlanError(
-                    f"The :length modifier needs a multi-valued field, not {fld.name!r}."
-                )
-            column = f"{'jsonb' if self.d.name == 'postgres' else 'json'}_array_length({column})"
-            kind: Kind = "number"
-        else:
+            fn = "jsonb_array_length" if self.d.name == "postgres" else "json_array_length"
+            return self._wrap(Column(f"{fn}({column})", "number"), steps, single)
+        if fld.type == "json":
+            return self._wrap(self._json_path(column, []), steps, single)
+        if is_array:
             # A multi-valued field itself compares as its JSON text, as in PocketBase.
-            kind = "json" if is_array else field_kind(fld)
-        if not source:
-            return Column(column, kind)
-        if multi:
-            return Many(column, source, kind)
-        return Column(f"(SELECT {column} {source})", kind)
+            text = f"CAST({column} AS TEXT)" if self.d.name == "postgres" else column
+            return self._wrap(Column(text, "text"), steps, single)
+        return self._wrap(Column(column, field_kind(fld)), steps, single)
 
     def _json_path(self, column: str, keys: list[str]) -> Column:
+        """A JSON value (typed, like SQLite's ``json_extract``), whole or at a path.
+
+        Keys are checked against a strict pattern, so like field names they
+        can be written into the SQL text.
+        """
         for key in keys:
             if not JSON_KEY.match(key):
                 raise FilterPlanError(f"Invalid JSON path key {key!r}.")
         if self.d.name == "postgres":
-            return Column(f"({column} #>> CAST(? AS TEXT[]))", "any", (list(keys),))
+            if not keys:
+                return Column(column, "json")
+            return Column(f"({column} #> '{{{','.join(keys)}}}')", "json")
         path = "$" + "".join(f"[{k}]" if k.isdigit() else f".{k}" for k in keys)
-        return Column(f"json_extract({column}, ?)", "any", (path,))
-
-    def _each(self, column: str, alias: str) -> str:
-        if self.d.name == "postgres":
-            return f"jsonb_array_elements_text({column}) AS {alias}(value)"
-        return f"json_each({column}) {alias}"
-
-    def _elements(self, column: str, source: str, kind: Kind) -> Many:
-        """The elements of a JSON array column, optionally inside ``source``."""
-        elem = self._next("je")
-        each = self._each(column, elem)
-        if not source:
-            return Many(f"{elem}.value", f"FROM {each}", kind)
-        # ``source`` is "FROM a JOIN b … [WHERE …]": add the array after the joins.
-        head, sep, tail = source.partition(" WHERE ")
-        joined = f"{head} CROSS JOIN {each}"
-        return Many(f"{elem}.value", joined + (sep + tail if sep else ""), kind)
+        return Column(f"json_extract({column}, '{path}')", "json")
 
 
-def _lower(resolved: Resolved) -> Resolved:
-    if isinstance(resolved, Value):
-        value = resolved.value
-        return Value(value.lower() if isinstance(value, str) else value, resolved.kind)
-    if isinstance(resolved, Column):
-        return Column(f"LOWER({resolved.sql})", "text", resolved.params)
-    return Many(f"LOWER({resolved.value})", resolved.source, "text", resolved.params)
+def _prev(sql: str) -> str:
+    """Refer to the previous step: inside a step, ``{a}`` is the step's own alias."""
+    return sql.replace("{a}", "{p}")
 
 
-def _from(joins: list[str]) -> str:
-    if not joins:
-        return ""
-    first, rest = joins[0], joins[1:]
-    return "FROM " + " ".join([first, *rest])
+@dataclass(frozen=True, slots=True)
+class Join:
+    """A join of a scalar path: ``table`` (with alias) ``ON on``."""
+
+    table: str
+    on: str
+    params: tuple[Any, ...] = ()
+
+
+def _single_from(joins: list[Join]) -> tuple[str, tuple[Any, ...]]:
+    """``FROM`` body of a scalar path: the first join's ON becomes the WHERE."""
+    first, *rest = joins
+    body = " ".join([first.table, *(f"JOIN {j.table} ON {j.on}" for j in rest)])
+    params = tuple(p for j in rest for p in j.params) + first.params
+    return f"{body} WHERE {first.on}", params
 
 
 def _plain(value: Any) -> Any:

@@ -60,14 +60,16 @@ MAX_CACHED_PLANS = 512
 
 
 @lru_cache(maxsize=2048)
-def parsed(text: str) -> tuple[Expr, bool]:
-    """The syntax tree of a filter, and whether it depends on the request.
+def parsed(text: str) -> tuple[Expr, bool, bool]:
+    """The syntax tree of a filter, whether it names ``@`` identifiers, and paths.
 
     Cached by text: parsing is pure. A filter naming no ``@`` identifier
-    compiles to the same SQL and parameters for every request.
+    compiles to the same SQL and parameters for every request, unless it
+    follows relations into collections whose own rules apply.
     """
     tree = parse(text)
-    return tree, any(name.startswith("@") for name in identifiers(tree))
+    names = identifiers(tree)
+    return tree, any(name.startswith("@") for name in names), any("." in n for n in names)
 
 
 def compile_expression(
@@ -80,6 +82,7 @@ def compile_expression(
     allow_hidden: bool,
     lookup: Callable[[str], Collection | None] | None = None,
     allow_request: bool = True,
+    related_rules: bool = False,
 ) -> RuleFilter:
     """Compile filter text for ``coll`` under ``info``.
 
@@ -87,8 +90,9 @@ def compile_expression(
         FilterError: syntax, limit or planning errors.
         ForbiddenError: ``@request`` in a filter when ``allow_request`` is false.
     """
-    tree, per_request = parsed(text)
-    key = f"plan:{dialect.name}:{allow_hidden:d}:{allow_request:d}:{text}"
+    tree, macros, paths = parsed(text)
+    per_request = macros or (related_rules and paths)
+    key = f"plan:{dialect.name}:{allow_hidden:d}:{allow_request:d}:{related_rules:d}:{text}"
     if not per_request and lookup is None:
         cached: RuleFilter | None = coll.cache.get(key)
         if cached is not None:
@@ -100,6 +104,7 @@ def compile_expression(
         dialect,
         allow_hidden=allow_hidden,
         allow_request=allow_request,
+        related_rules=related_rules,
     )
     compiled = compile_filter(tree, resolver, dialect)
     result = RuleFilter(compiled.sql, compiled.params)
@@ -139,12 +144,19 @@ def filter_condition(app: App, coll: Collection, text: str, info: RequestInfo) -
         BadRequestError: the filter is invalid, names an unknown field, or a
             hidden one while the caller is no superuser.
     """
-    if not text.strip():
-        return ALL_ROWS
+    if text == "":
+        return ALL_ROWS  # a blank (but present) filter is a syntax error, as in PocketBase
     try:
         superuser = info.auth.is_superuser
         return compile_expression(
-            app, coll, text, info, app.dialect, allow_hidden=superuser, allow_request=superuser
+            app,
+            coll,
+            text,
+            info,
+            app.dialect,
+            allow_hidden=superuser,
+            allow_request=superuser,
+            related_rules=not superuser,
         )
     except FilterError as exc:
         raise BadRequestError(f"Invalid filter: {exc.message}") from exc

@@ -10,6 +10,10 @@ and the request) what each identifier means:
   through single relations as a scalar subquery).
 - :class:`Many`: several values per row (multi select/relation fields, paths
   through them, back-relations); compared with any-of or match-all semantics.
+
+A :class:`Many` is a chain of ``LEFT JOIN`` steps. Steps with the same
+``key`` are one join for the whole filter, so ``coauthors.name ?= 'a' &&
+coauthors.age ?= 3`` asks for *one* coauthor with both, as PocketBase does.
 """
 
 from __future__ import annotations
@@ -37,14 +41,26 @@ class Column:
 
 
 @dataclass(frozen=True, slots=True)
-class Many:
-    """Several values per row: ``SELECT {value} {source}`` lists them.
+class Step:
+    """One ``LEFT JOIN`` of a multi-valued path.
 
-    ``source`` is a ``FROM … WHERE …`` clause correlated with the outer row.
+    ``sql`` holds ``{a}`` for this step's alias and ``{p}`` for the previous
+    step's alias; ``key`` identifies the path prefix it joins.
     """
 
+    key: str
+    sql: str
+    params: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Many:
+    """Several values per row: the ``value`` (with ``{a}``, the last step's
+    alias) over the rows of the ``steps`` joins. An empty set joins as one
+    NULL row."""
+
+    steps: tuple[Step, ...]
     value: str
-    source: str
     kind: Kind = "text"
     params: tuple[Any, ...] = ()
 

@@ -18,6 +18,7 @@ which takes them from the schema.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,19 +51,6 @@ class _Side:
         return self.is_value and self.value in (None, "")
 
 
-def _text_number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.strip()) if value.strip() else None
-        except ValueError:
-            return None
-    return None
-
-
 def _as_text(value: Any) -> str:
     if value is True:
         return "true"
@@ -76,14 +64,40 @@ def _as_text(value: Any) -> str:
 class Compiler:
     """Compiles one filter against one resolver; not reusable across filters."""
 
-    def __init__(self, resolver: Resolver, dialect: Dialect) -> None:
+    def __init__(self, resolver: Resolver, dialect: Dialect, alias_prefix: str = "j") -> None:
         self.resolver = resolver
         self.d = dialect
         self._alias = 0
+        self._prefix = alias_prefix
+        #: Joins shared by the whole filter, by step key: (alias, SQL, params).
+        self.shared: dict[str, tuple[str, str, tuple[Any, ...]]] = {}
 
     def alias(self) -> str:
         self._alias += 1
-        return f"mm{self._alias}"
+        return f"{self._prefix}{self._alias}"
+
+    def render(self, many: Many, *, shared: bool) -> tuple[list[str], tuple[Any, ...], str]:
+        """The joins, their parameters and the value expression of ``many``.
+
+        Shared rendering reuses one alias per step key across the filter;
+        otherwise every step gets a fresh alias (for match-all subqueries).
+        """
+        joins: list[str] = []
+        params: tuple[Any, ...] = ()
+        prev = ""
+        alias = ""
+        for step in many.steps:
+            if shared and step.key in self.shared:
+                alias = self.shared[step.key][0]
+            else:
+                alias = self.alias()
+                sql = step.sql.replace("{a}", alias).replace("{p}", prev)
+                if shared:
+                    self.shared[step.key] = (alias, sql, step.params)
+                joins.append(sql)
+                params += step.params
+            prev = alias
+        return joins, params, many.value.replace("{a}", alias)
 
     # -- expressions ------------------------------------------------------------
 
@@ -128,160 +142,299 @@ class Compiler:
         if isinstance(resolved, Column):
             return _Side(resolved.sql, resolved.params, resolved.kind)
         assert column is not None
-        return _Side(column, (), resolved.kind)
+        return _Side(column, resolved.params, resolved.kind)
 
     def multi(self, left: Resolved, op: str, right: Resolved, *, any_of: bool) -> Frag:
+        """A comparison on a value set, on the filter's shared joins.
+
+        Any-of holds when the joined row satisfies it. Match-all also needs
+        no row of a fresh copy of the joins to break it. The joins themselves
+        are added around the whole filter by :func:`compile_filter`.
+        """
         many = left if isinstance(left, Many) else right
         assert isinstance(many, Many)
-        alias = self.alias()
-        item = f"{alias}.v"
-        lhs = self.side(left, item)
-        rhs = self.side(right, item)
-        cond, cond_params = self.scalar(lhs, op, rhs)
-        values = (
-            f"(SELECT {many.value} AS v {many.source} "
-            f"UNION ALL SELECT NULL WHERE NOT EXISTS (SELECT 1 {many.source}))"
-        )
-        values_params = many.params + many.params
-        exists = f"EXISTS (SELECT 1 FROM {values} {alias} WHERE {cond})"
-        exists_params = values_params + cond_params
+        _, _, value = self.render(many, shared=True)
+        cond, params = self.scalar(self.side(left, value), op, self.side(right, value))
         if any_of:
-            return exists, exists_params
-        other = self.alias()
-        cond2, cond2_params = self.scalar(
-            self.side(left, f"{other}.v"), op, self.side(right, f"{other}.v")
-        )
+            return cond, params
+        joins, join_params, fresh = self.render(many, shared=False)
+        bad, bad_params = self.scalar(self.side(left, fresh), op, self.side(right, fresh))
         none_fail = (
-            f"NOT EXISTS (SELECT 1 FROM {values} {other} "
-            f"WHERE NOT COALESCE({cond2}, {self.d.false}))"
+            f"NOT EXISTS (SELECT 1 FROM (SELECT 1) AS {self.alias()} {' '.join(joins)} "
+            f"WHERE NOT ({bad}))"
         )
-        return (
-            f"({exists} AND {none_fail})",
-            exists_params + values_params + cond2_params,
-        )
+        return f"({cond} AND {none_fail})", params + join_params + bad_params
 
     # -- scalar comparisons -----------------------------------------------------
+    #
+    # PocketBase runs on SQLite and binds literals natively (numbers as
+    # float64, booleans as 1/0), so SQLite's comparison rules are the
+    # reference: column affinity converts the bound value where it can, and
+    # otherwise NULL < numbers < text. On SQLite Keel binds the same way; on
+    # PostgreSQL it reproduces those results explicitly.
 
     def scalar(self, lhs: _Side, op: str, rhs: _Side) -> Frag:
+        if op not in ("=", "!=") and (_is_null(lhs) or _is_null(rhs)):
+            return self.d.false, ()  # PocketBase binds nothing to order or match against
         if op in ("~", "!~"):
             return self.like(lhs, op == "!~", rhs)
+        if lhs.is_value and rhs.is_value:
+            return self._constant(_sqlite_compare(op, lhs.value, rhs.value))
         if op in ("=", "!=") and (lhs.empty or rhs.empty):
             return self.empty_check(lhs, op, rhs)
-        lhs, rhs = self.coerce(lhs, rhs)
+        if lhs.is_value or rhs.is_value:
+            column, value = (rhs, lhs) if lhs.is_value else (lhs, rhs)
+            mirrored = _MIRROR[op] if lhs.is_value else op
+            return self._column_value(column, mirrored, value.value)
+        return self._columns(lhs, op, rhs)
+
+    def _constant(self, truth: bool) -> Frag:
+        return (self.d.true if truth else self.d.false), ()
+
+    def _columns(self, lhs: _Side, op: str, rhs: _Side) -> Frag:
+        if self.d.name == "postgres" and lhs.kind != rhs.kind:
+            lhs, rhs = self._text(lhs), self._text(rhs)
         params = lhs.params + rhs.params
-        if op == "=":
-            if not lhs.is_value and not rhs.is_value and lhs.kind in ("text", "json", "any"):
-                return f"COALESCE({lhs.sql}, '') = COALESCE({rhs.sql}, '')", params
-            return f"{lhs.sql} = {rhs.sql}", params
-        if op == "!=":
-            if not lhs.is_value and not rhs.is_value and lhs.kind in ("text", "json", "any"):
-                return f"COALESCE({lhs.sql}, '') <> COALESCE({rhs.sql}, '')", params
-            return f"{lhs.sql} {self.distinct()} {rhs.sql}", params
+        if op in ("=", "!="):
+            compare = "=" if op == "=" else "<>"
+            return f"COALESCE({lhs.sql}, '') {compare} COALESCE({rhs.sql}, '')", params
         return f"{lhs.sql} {op} {rhs.sql}", params
+
+    def _column_value(self, column: _Side, op: str, raw: Any) -> Frag:
+        sql_op = self.distinct() if op == "!=" else op
+        if self.d.name != "postgres":
+            return f"{column.sql} {sql_op} ?", (*column.params, _native(raw))
+        if column.kind == "json":
+            return self._pg_json(column, op, raw)
+        if column.kind in ("number", "bool"):
+            number = _numeric(raw)
+            if number is None:
+                # NUMERIC affinity cannot convert it: a number against text.
+                return self._cross_type(column, op, number_first=True)
+            expr = column.sql if column.kind == "number" else f"CAST({column.sql} AS INTEGER)"
+            return f"{expr} {sql_op} ?", (*column.params, float(number))
+        if isinstance(raw, (int, float)):
+            raw = _sqlite_real_text(float(raw))  # TEXT affinity: SQLite's text of a REAL
+        text = self._text(column)
+        return f"{text.sql} {sql_op} ?", (*text.params, _as_text(raw))
+
+    def _cross_type(self, column: _Side, op: str, *, number_first: bool) -> Frag:
+        """``column op value`` where SQLite would compare a number with text."""
+        less = op in ("<", "<=", "!=") if number_first else op in (">", ">=", "!=")
+        if op == "!=":
+            return self.d.true, ()
+        if not less:
+            return self.d.false, ()
+        return f"{column.sql} IS NOT NULL", column.params
+
+    def _pg_json(self, column: _Side, op: str, raw: Any) -> Frag:
+        """SQLite's typed comparison of a JSON value, on a PostgreSQL ``jsonb``.
+
+        ``J`` marks the JSON expression and ``V`` the bound value in the
+        template, so parameters follow the text order whatever the repeats.
+        """
+        sql_op = self.distinct() if op == "!=" else op
+        null_case = self.d.true if op == "!=" else self.d.false
+        number = None if isinstance(raw, str) else _numeric(raw)
+        if number is not None:
+            above = self.d.true if op in (">", ">=", "!=") else self.d.false
+            template = (
+                f"(CASE WHEN J IS NULL OR jsonb_typeof(J) = 'null' THEN {null_case} "
+                "WHEN jsonb_typeof(J) = 'boolean' "
+                f"THEN (CASE WHEN (J #>> '{{}}') = 'true' THEN 1.0 ELSE 0.0 END) {sql_op} V "
+                "WHEN jsonb_typeof(J) = 'number' "
+                f"THEN CAST(J #>> '{{}}' AS DOUBLE PRECISION) {sql_op} V "
+                f"ELSE {above} END)"
+            )
+            return _fill(template, column, float(number))
+        below = self.d.true if op in ("<", "<=", "!=") else self.d.false
+        template = (
+            f"(CASE WHEN J IS NULL OR jsonb_typeof(J) = 'null' THEN {null_case} "
+            f"WHEN jsonb_typeof(J) IN ('number', 'boolean') THEN {below} "
+            f"WHEN jsonb_typeof(J) = 'string' THEN (J #>> '{{}}') {sql_op} V "
+            f"ELSE CAST(J AS TEXT) {sql_op} V END)"
+        )
+        return _fill(template, column, _as_text(raw))
 
     def distinct(self) -> str:
         return "IS DISTINCT FROM" if self.d.name == "postgres" else "IS NOT"
 
     def empty_check(self, lhs: _Side, op: str, rhs: _Side) -> Frag:
-        if lhs.empty and rhs.empty:
-            return (self.d.true if op == "=" else self.d.false), ()
         other = rhs if lhs.empty else lhs
-        if other.is_value:
-            empty = other.value in (None, "")
-            return (self.d.true if (empty == (op == "=")) else self.d.false), ()
+        value = lhs.value if lhs.empty else rhs.value
         expr = other.sql
-        textual = other.kind in ("text", "any")
         if other.kind == "json":
-            expr = self.d.json_text(expr)
-            textual = True
+            # A JSON value is compared as such: null is not '' (PocketBase uses IS).
+            if self.d.name == "postgres":
+                is_null = f"({expr} IS NULL OR jsonb_typeof({expr}) = 'null')"
+                if value is None:
+                    sql = is_null if op == "=" else f"NOT {is_null}"
+                    return sql, other.params * 2
+                match = f"(jsonb_typeof({expr}) = 'string' AND {expr} #>> '{{}}' = '')"
+                sql = match if op == "=" else f"NOT COALESCE({match}, {self.d.false})"
+                return sql, other.params * 2
+            if value is None:
+                return f"{expr} {'IS' if op == '=' else 'IS NOT'} NULL", other.params
+            return f"{expr} {'IS' if op == '=' else 'IS NOT'} ''", other.params
+        if other.kind in ("number", "bool"):
+            if self.d.name == "postgres":
+                # SQLite: a number is never '' and never NULL in a stored column.
+                return f"{expr} {'IS' if op == '=' else 'IS NOT'} NULL", other.params
+            if op == "=":
+                return f"({expr} = '' OR {expr} IS NULL)", other.params * 2
+            return f"({expr} IS NOT '' AND {expr} IS NOT NULL)", other.params * 2
+        text = self._text(other)
         if op == "=":
-            if textual:
-                return f"({expr} = '' OR {expr} IS NULL)", other.params + other.params
-            return f"{expr} IS NULL", other.params
-        if textual:
-            return f"({expr} <> '' AND {expr} IS NOT NULL)", other.params + other.params
-        return f"{expr} IS NOT NULL", other.params
-
-    def coerce(self, lhs: _Side, rhs: _Side) -> tuple[_Side, _Side]:
-        """Make both sides comparable: bind values in the other side's kind."""
-        if lhs.is_value and not rhs.is_value:
-            rhs, lhs = self.coerce(rhs, lhs)
-            return lhs, rhs
-        if rhs.is_value and not lhs.is_value:
-            return self._bind_for(lhs, rhs)
-        if not lhs.is_value and not rhs.is_value and lhs.kind != rhs.kind:
-            return self._text(lhs), self._text(rhs)
-        if lhs.is_value and rhs.is_value:
-            return self._value_pair(lhs, rhs)
-        return lhs, rhs
-
-    def _bind_for(self, column: _Side, value: _Side) -> tuple[_Side, _Side]:
-        raw = value.value
-        if column.kind == "number":
-            number = _text_number(raw)
-            if raw is True or raw is False:
-                number = 1.0 if raw else 0.0
-            if number is not None:
-                return column, _Side("?", (number,), "number", number, True)
-            return self._text(column), _Side("?", (_as_text(raw),), "text", raw, True)
-        if column.kind == "bool":
-            flag = {"true": True, "1": True, "false": False, "0": False}.get(_as_text(raw).lower())
-            if isinstance(raw, bool):
-                flag = raw
-            elif isinstance(raw, (int, float)) and raw in (0, 1):
-                flag = bool(raw)
-            if flag is not None:
-                return column, _Side("?", (flag,), "bool", flag, True)
-            return self._text(column), _Side("?", (_as_text(raw),), "text", raw, True)
-        if column.kind == "json":
-            return self._text(column), _Side("?", (_as_text(raw),), "text", raw, True)
-        if column.kind == "any" and self.d.name == "sqlite":
-            # A JSON path value keeps its JSON type in SQLite; compare like with like.
-            return column, _Side("?", (raw,), "any", raw, True)
-        if column.kind == "any":
-            return self._text(column), _Side("?", (_as_text(raw),), "text", raw, True)
-        return column, _Side("?", (_as_text(raw),), "text", raw, True)
-
-    def _value_pair(self, lhs: _Side, rhs: _Side) -> tuple[_Side, _Side]:
-        # Two bound values give the engine no column to infer types from.
-        a, b = _text_number(lhs.value), _text_number(rhs.value)
-        if a is not None and b is not None:
-            mark = self._typed("number")
-            return (
-                _Side(mark, (a,), "number", a, True),
-                _Side(mark, (b,), "number", b, True),
-            )
-        mark = self._typed("text")
-        return (
-            _Side(mark, (_as_text(lhs.value),), "text", lhs.value, True),
-            _Side(mark, (_as_text(rhs.value),), "text", rhs.value, True),
-        )
-
-    def _typed(self, kind: str) -> str:
-        if self.d.name != "postgres":
-            return "?"
-        return "CAST(? AS DOUBLE PRECISION)" if kind == "number" else "CAST(? AS TEXT)"
+            return f"({text.sql} = '' OR {text.sql} IS NULL)", text.params * 2
+        return f"({text.sql} <> '' AND {text.sql} IS NOT NULL)", text.params * 2
 
     def _text(self, side: _Side) -> _Side:
         if side.is_value:
             return _Side("?", (_as_text(side.value),), "text", side.value, True)
-        if side.kind == "json":
-            return _Side(self.d.json_text(side.sql), side.params, "text")
         if side.kind == "text" or self.d.name != "postgres":
             return _Side(side.sql, side.params, "text")
+        if side.kind == "json":
+            return _Side(f"({side.sql} #>> '{{}}')", side.params, "text")
         return _Side(f"CAST({side.sql} AS TEXT)", side.params, "text")
 
+    def fold(self, sql: str) -> str:
+        """Lower-case ASCII letters only, as SQLite's LIKE and LOWER() do."""
+        if self.d.name != "postgres":
+            return sql
+        return f"TRANSLATE({sql}, '{_UPPER}', '{_UPPER.lower()}')"
+
     def like(self, lhs: _Side, negate: bool, rhs: _Side) -> Frag:
-        keyword = ("NOT " if negate else "") + ("ILIKE" if self.d.name == "postgres" else "LIKE")
+        keyword = "NOT LIKE" if negate else "LIKE"
         left = self._text(lhs)
         if rhs.is_value:
-            pattern = _like_pattern(_as_text(rhs.value) if rhs.value is not None else "")
+            pattern = _like_pattern(_like_text(rhs.value))
+            if lhs.is_value:
+                matched = _sqlite_like(_like_text(lhs.value), pattern) != negate
+                return self._constant(matched)
+            if self.d.name == "postgres":
+                return (
+                    f"{self.fold(left.sql)} {keyword} {self.fold('?')} ESCAPE '\\'",
+                    (*left.params, pattern),
+                )
             return f"{left.sql} {keyword} ? ESCAPE '\\'", (*left.params, pattern)
         right = self._text(rhs)
+        wrapped = f"('%' || {right.sql} || '%')"
         return (
-            f"{left.sql} {keyword} ('%' || {right.sql} || '%') ESCAPE '\\'",
+            f"{self.fold(left.sql)} {keyword} {self.fold(wrapped)} ESCAPE '\\'",
             left.params + right.params,
         )
+
+
+_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_MIRROR = {"=": "=", "!=": "!=", ">": "<", ">=": "<=", "<": ">", "<=": ">="}
+
+
+def _is_null(side: _Side) -> bool:
+    return side.is_value and side.value is None
+
+
+def _native(value: Any) -> Any:
+    """A value bound the way PocketBase binds it: numbers as REAL, booleans as 1/0."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return float(value)
+    return value
+
+
+_NUMERIC_TEXT = re.compile(r"^\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*$")
+
+
+def _numeric(value: Any) -> float | None:
+    """What NUMERIC affinity makes of a bound value (None: it stays text)."""
+    if isinstance(value, (bool, int, float)):
+        return float(value)
+    if isinstance(value, str) and _NUMERIC_TEXT.match(value):
+        return float(value)
+    return None
+
+
+def _sqlite_real_text(value: float) -> str:
+    """SQLite's text of a REAL (``%!.15g``): ``10.0``, ``1.5``, ``1.0e+20``."""
+    text = f"{value:.15g}"
+    if "e" in text:
+        mantissa, _, exponent = text.partition("e")
+        if "." not in mantissa:
+            mantissa += ".0"
+        return f"{mantissa}e{exponent}"
+    return text if "." in text or "n" in text else text + ".0"
+
+
+def _rank(value: Any) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, (bool, int, float)):
+        return 1
+    return 2
+
+
+def _sqlite_compare(op: str, a: Any, b: Any) -> bool:
+    """Two bound values compared as SQLite compares them (no affinity)."""
+    a, b = _native(a), _native(b)
+    if op in ("=", "!="):
+        if a in (None, "") and b in (None, ""):
+            return op == "="
+        equal = _rank(a) == _rank(b) and a == b
+        return equal if op == "=" else not equal
+    if a is None or b is None:
+        return False
+    ra, rb = _rank(a), _rank(b)
+    key_a, key_b = (ra, a) if ra == rb else (ra, 0), (rb, b) if ra == rb else (rb, 0)
+    if op == ">":
+        return bool(key_a > key_b)
+    if op == ">=":
+        return bool(key_a >= key_b)
+    if op == "<":
+        return bool(key_a < key_b)
+    return bool(key_a <= key_b)
+
+
+def _like_text(value: Any) -> str:
+    """A LIKE operand as PocketBase formats it (Go's shortest float text: ``10``)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+        if number.is_integer() and abs(number) < 1e21:
+            return str(int(number))
+        return repr(number)
+    return _as_text(_native(value))
+
+
+def _sqlite_like(text: str, pattern: str) -> bool:
+    """SQLite's ``LIKE … ESCAPE '\\'``: ``%`` and ``_`` wildcards, ASCII case-insensitive."""
+    parts = []
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\" and i + 1 < len(pattern):
+            parts.append(re.escape(pattern[i + 1]))
+            i += 2
+            continue
+        parts.append(".*" if ch == "%" else "." if ch == "_" else re.escape(ch))
+        i += 1
+    fold = str.maketrans(_UPPER, _UPPER.lower())
+    regex = "".join(parts).translate(fold)
+    return re.fullmatch(regex, text.translate(fold), re.DOTALL) is not None
+
+
+def _fill(template: str, column: _Side, value: Any) -> Frag:
+    """Replace ``J`` (the column) and ``V`` (a bound value) in text order."""
+    sql: list[str] = []
+    params: list[Any] = []
+    for token in re.split(r"\b(J|V)\b", template):
+        if token == "J":
+            sql.append(column.sql)
+            params.extend(column.params)
+        elif token == "V":
+            sql.append("?")
+            params.append(value)
+        else:
+            sql.append(token)
+    return "".join(sql), tuple(params)
 
 
 def _like_pattern(value: str) -> str:
@@ -292,11 +445,28 @@ def _like_pattern(value: str) -> str:
     return f"%{escaped}%"
 
 
-def compile_filter(tree: Expr, resolver: Resolver, dialect: Dialect) -> Compiled:
+def compile_filter(
+    tree: Expr, resolver: Resolver, dialect: Dialect, *, alias_prefix: str = "j"
+) -> Compiled:
     """SQL for ``tree``, with every value bound.
+
+    ``alias_prefix`` keeps the aliases of a filter nested inside another
+    (a related collection's rule) apart from the outer ones.
 
     Raises:
         FilterPlanError: the tree names something the resolver refuses.
     """
-    sql, params = Compiler(resolver, dialect).expr(tree)
+    compiler = Compiler(resolver, dialect, alias_prefix)
+    sql, params = compiler.expr(tree)
+    if compiler.shared:
+        # Multi-valued paths join once for the whole filter (LEFT JOINs, so an
+        # empty set is one NULL row), and the row matches when some
+        # combination of joined rows satisfies the filter.
+        joins = " ".join(join for _, join, _ in compiler.shared.values())
+        join_params = tuple(
+            p for _, _, step_params in compiler.shared.values() for p in step_params
+        )
+        root = compiler.alias()
+        sql = f"EXISTS (SELECT 1 FROM (SELECT 1) AS {root} {joins} WHERE {sql})"
+        params = join_params + params
     return Compiled(sql, params)

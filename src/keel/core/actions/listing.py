@@ -10,9 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from keel.core.collection import Collection
 from keel.core.errors import BadRequestError
-from keel.query.dialect import Dialect
 
 DEFAULT_PER_PAGE = 30
 MAX_PER_PAGE = 1000
@@ -57,40 +55,6 @@ def parse_list_params(query: dict[str, str]) -> ListParams:
         skip_total=skip,
         filter=query.get("filter", ""),
     )
-
-
-def order_by(dialect: Dialect, coll: Collection, sort: str, *, show_hidden: bool) -> str:
-    """The ``ORDER BY`` body for a ``sort`` parameter on plain fields.
-
-    ``-name`` sorts descending; ``@random`` and ``@rowid`` are supported. The
-    insertion order is always the last key, so pages never overlap.
-
-    Raises:
-        BadRequestError: an unknown field, or a hidden one for a non-superuser.
-    """
-    terms: list[str] = []
-    parts = [p.strip() for p in sort.split(",") if p.strip()]
-    if len(parts) > MAX_SORT_TERMS:
-        raise BadRequestError(f"Too many sort fields (at most {MAX_SORT_TERMS}).")
-    for part in parts:
-        direction = "ASC"
-        name = part
-        if part.startswith("-"):
-            direction, name = "DESC", part[1:]
-        elif part.startswith("+"):
-            name = part[1:]
-        if name == "@random":
-            terms.append("RANDOM()")
-            continue
-        if name == "@rowid":
-            terms.append(f"{dialect.rowid} {direction}")
-            continue
-        fld = coll.field(name)
-        if fld is None or (fld.hidden and not show_hidden) or fld.type == "password":
-            raise BadRequestError(f"Invalid sort field {name!r}.")
-        terms.append(f"{dialect.quote(fld.name)} {direction}")
-    terms.append(f"{dialect.rowid} ASC")
-    return ", ".join(terms)
 
 
 def page_json(params: ListParams, items: list[dict[str, Any]], total: int | None) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from keel.core.actions.listing import ListParams, order_by, page_json
+from keel.core.actions.listing import ListParams, page_json
 from keel.core.app import App
 from keel.core.collection import Collection
 from keel.core.errors import BadRequestError, FieldError, NotFoundError, ValidationError
@@ -23,6 +23,7 @@ from keel.core.record import Record, from_row, select_sql
 from keel.core.record_form import apply_body, blank_record
 from keel.core.request import RequestInfo
 from keel.core.rule import RuleFilter, filter_condition, rule_filter
+from keel.core.sort import sort_clause
 from keel.query.dialect import dialect_of
 from keel.storage.db.database import Executor
 from keel.storage.db.errors import UniqueViolationError
@@ -65,11 +66,11 @@ async def list_records(
     )
     show_hidden = info.auth.is_superuser
     db = app.db
-    order = order_by(dialect_of(db), coll, params.sort, show_hidden=show_hidden)
+    order, order_params = sort_clause(app, coll, params.sort, info)
     where, bound = _where(rule)
     sql = f"{select_sql(dialect_of(db), coll)}{where} ORDER BY {order} LIMIT ? OFFSET ?"
     offset = (params.page - 1) * params.per_page
-    page_query = db.fetch_all(sql, (*bound, params.per_page, offset))
+    page_query = db.fetch_all(sql, (*bound, *order_params, params.per_page, offset))
     total: int | None = None
     if params.skip_total:
         rows = await page_query
