@@ -184,3 +184,62 @@ async def test_expand_and_fields_over_http(
     assert {"title": "Be..."} == viewed.json()
     bad = await client.get("/api/collections/posts/records", params={"fields": "title:excerpt(0)"})
     assert 400 == bad.status_code
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("posts_via_author.title ?= 'Alpha'", ["ann"]),
+        ("posts_via_author.views ?> 500", ["bob"]),
+        ("posts_via_coauthors.title ?= 'Beta'", ["bob", "cyd"]),
+        ("posts_via_author.id = ''", []),
+        ("@collection.posts.title ?= 'Gamma 100' && name = 'ann'", ["ann"]),
+        ("@collection.posts:p.views ?> 800 && @collection.posts:p.published ?= true", []),
+        (
+            "@collection.posts:p.views ?> 500 && @collection.posts:p.published ?= true",
+            ["ann", "bob", "cyd"],
+        ),
+        ("strftime('%Y', created) = strftime('%Y', @now)", ["ann", "bob", "cyd"]),
+        ("geoDistance(0, 0, 0, 1) > 111 && geoDistance(0, 0, 0, 1) < 112", ["ann", "bob", "cyd"]),
+    ],
+)
+async def test_back_relations_collections_and_functions(
+    client: httpx.AsyncClient,
+    su: dict[str, str],
+    posts: dict[str, str],
+    text: str,
+    names: list[str],
+) -> None:
+    """Back-relations, @collection (one joined row per alias) and functions filter as expected."""
+    response = await client.get(
+        "/api/collections/authors/records", params={"filter": text, "sort": "name"}, headers=su
+    )
+    assert 200 == response.status_code, response.text
+    assert names == [r["name"] for r in response.json()["items"]]
+
+
+async def test_related_list_rules_hide_related_records(
+    client: httpx.AsyncClient, su: dict[str, str], posts: dict[str, str]
+) -> None:
+    """A filter through a relation only sees related records its caller may list."""
+    await client.patch("/api/collections/authors", json={"listRule": "name != 'ann'"}, headers=su)
+    url = "/api/collections/posts/records"
+    anonymous = await client.get(url, params={"filter": "author.name = 'ann'"})
+    assert [] == anonymous.json()["items"]
+    superuser = await client.get(url, params={"filter": "author.name = 'ann'"}, headers=su)
+    assert ["Alpha"] == [r["title"] for r in superuser.json()["items"]]
+    await client.patch("/api/collections/authors", json={"listRule": None}, headers=su)
+    locked = await client.get(url, params={"filter": "author.name != ''"})
+    assert [] == locked.json()["items"]
+
+
+async def test_rules_with_auth_paths(
+    client: httpx.AsyncClient, su: dict[str, str], posts: dict[str, str]
+) -> None:
+    """Rules can follow relations from @request.auth and use @collection."""
+    rule = {"listRule": "@request.auth.email ~ 'example.com' && @collection.authors.name ?= 'cyd'"}
+    assert 200 == (await client.patch("/api/collections/posts", json=rule, headers=su)).status_code
+    assert (
+        4 == (await client.get("/api/collections/posts/records", headers=su)).json()["totalItems"]
+    )
+    assert 0 == (await client.get("/api/collections/posts/records")).json()["totalItems"]

@@ -43,18 +43,7 @@ pytestmark = [pytest.mark.differential, pytest.mark.asyncio(loop_scope="module")
 #: ``"<phase> <query key>"`` → why Keel answers differently, on purpose or not yet.
 #: Each entry is a documented difference or a missing feature listed in
 #: docs/compatibility.md; anything else that differs is a bug and fails.
-KNOWN_DIFFERENCES: dict[str, str] = {
-    # "Not implemented yet" in docs/compatibility.md: Keel answers 400, PocketBase 200.
-    "public anon posts?filter=strftime('%Y', created) = '2024'&sort=id&perPage=100": (
-        "strftime() is not implemented yet"
-    ),
-    "public su posts?filter=strftime('%Y', created) > '2000'&sort=id&perPage=100": (
-        "strftime() is not implemented yet"
-    ),
-    "public su posts?filter=@collection.authors.name ?= author.name&sort=id&perPage=100": (
-        "@collection.* is not implemented yet"
-    ),
-}
+KNOWN_DIFFERENCES: dict[str, str] = {}
 
 #: Differences on one engine only, by engine.
 KNOWN_ENGINE_DIFFERENCES: dict[str, dict[str, str]] = {

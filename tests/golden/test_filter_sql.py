@@ -52,6 +52,11 @@ FILTERS = [
     "@request.method = 'GET'",
     "views = '12' && views > 'abc'",
     "1 = 1",
+    "coauthors.name ?= 'a' && coauthors.name ?= 'b'",
+    "@collection.authors:x.name = 'ann' && @collection.authors:x.tags:each ?= 'a'",
+    "strftime('%Y-%m', created) = '2024-05'",
+    "geoDistance(views, views, 1.5, 2) < 100",
+    "title ~ 10 && views:lower = 1 && meta ~ null",
 ]
 
 
@@ -97,12 +102,14 @@ def schema() -> dict[str, Collection]:
             ],
         }
     )
-    return {c.id: c for c in (teams, authors, posts)}
+    by_key = {c.id: c for c in (teams, authors, posts)}
+    by_key.update({c.name: c for c in (teams, authors, posts)})
+    return by_key
 
 
 def compile_all() -> dict[str, Any]:
     collections = schema()
-    posts = collections["pbc_posts"]
+    posts = collections["posts"]
     out: dict[str, Any] = {}
     for text in FILTERS:
         entry = {}

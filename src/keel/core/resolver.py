@@ -135,6 +135,9 @@ class RecordResolver:
         return f"{self.prefix}{prefix}{self._alias}"
 
     def resolve(self, name: str) -> Resolved:
+        if name.startswith("@collection."):
+            resolved = self._collection(name)
+            return resolved
         base, _, modifier = name.partition(":")
         if modifier and modifier not in MODIFIERS:
             raise FilterPlanError(f"Unknown modifier {modifier!r} in {name!r}.")
@@ -204,8 +207,38 @@ class RecordResolver:
         if head == "auth" and len(rest) == 1:
             return Value(self._auth_value(rest[0]))
         if head == "auth" and len(rest) > 1:
-            raise FilterPlanError("Relation paths from @request.auth are not supported yet.")
+            return self._auth_path(".".join(rest), modifier)
         raise FilterPlanError(f"Unknown identifier {name!r}.")
+
+    def _auth_path(self, path: str, modifier: str) -> Resolved:
+        """``@request.auth.team.name``: a path starting at the caller's own record."""
+        auth = self.info.auth
+        if auth.record is None or auth.collection is None:
+            return Value(None)
+        coll = auth.collection
+        q = self.d.quote
+        root = Step(
+            "@request.auth", f"LEFT JOIN {q(coll.name)} {{a}} ON {{a}}.{q('id')} = ?", (auth.id,)
+        )
+        return self._path(path, modifier, coll=coll, steps=[root], key="@request.auth")
+
+    def _collection(self, name: str) -> Resolved:
+        """``@collection.news[:alias].field``: rows of any collection, joined by alias."""
+        if not self.allow_request:
+            raise ForbiddenError("Only superusers can filter by @collection.")
+        rest = name.removeprefix("@collection.")
+        head, _, path = rest.partition(".")
+        coll_name, _, alias = head.partition(":")
+        path, _, modifier = path.partition(":")
+        if modifier and modifier not in MODIFIERS:
+            raise FilterPlanError(f"Unknown modifier {modifier!r} in {name!r}.")
+        target = self.lookup(coll_name)
+        if target is None or not path or (alias and not JSON_KEY.match(alias)):
+            raise FilterPlanError(f"Invalid @collection reference {name!r}.")
+        key = f"@collection.{target.id}:{alias}"
+        root = Step(key, f"LEFT JOIN {self.d.quote(target.name)} {{a}} ON 1 = 1")
+        resolved = self._path(path, modifier, coll=target, steps=[root], key=key)
+        return self._lower(resolved) if modifier == "lower" else resolved
 
     def _auth_value(self, key: str) -> Any:
         auth = self.info.auth
@@ -232,18 +265,32 @@ class RecordResolver:
             raise FilterPlanError(f"The field {name!r} cannot be used in a filter.")
         return fld
 
-    def _path(self, name: str, modifier: str = "") -> Resolved:
+    def _path(
+        self,
+        name: str,
+        modifier: str = "",
+        *,
+        coll: Collection | None = None,
+        steps: list[Step] | None = None,
+        key: str = "",
+    ) -> Resolved:
+        """A field path from the filtered row, or from the last of ``steps``.
+
+        ``key`` prefixes the join keys, so paths from different roots never
+        share a join by accident.
+        """
         parts = name.split(".")
         if len(parts) > MAX_PATH_DEPTH:
             raise FilterPlanError(f"Field paths are limited to {MAX_PATH_DEPTH} parts.")
         if modifier in ("isset", "changed"):
             raise FilterPlanError(f"The :{modifier} modifier only applies to @request.body fields.")
         q = self.d.quote
-        coll = self.coll
-        ref = self.root_ref  # the current table: the root, or the last join's alias
-        steps: list[Step] = []
+        steps = list(steps or [])
+        coll = coll or self.coll
+        # The current table: the filtered row, or the last join's alias.
+        ref = "{a}" if steps else self.root_ref
         single: list[Join] = []  # joins of a scalar path through single relations
-        prefix = ""
+        prefix = key
         for i, part in enumerate(parts):
             last = i == len(parts) - 1
             prefix = f"{prefix}.{part}" if prefix else part

@@ -166,13 +166,18 @@ def rule_errors(app: App, coll: Collection, schema: list[Collection]) -> dict[st
     """Per-rule errors of ``coll``'s rules compiled against ``schema`` (which includes it)."""
     by_id = {c.id: c for c in schema}
     by_id[coll.id] = coll
+    by_name = {c.name.lower(): c for c in by_id.values()}
+
+    def lookup(key: str) -> Collection | None:
+        return by_id.get(key) or by_name.get(key.lower())
+
     errors: dict[str, FieldError] = {}
     for name, text in {**coll.rules, **{k: coll.options.get(k) for k in AUTH_RULES}}.items():
         if not text or not text.strip():
             continue
         try:
             compile_expression(
-                app, coll, text, RequestInfo(), app.dialect, allow_hidden=True, lookup=by_id.get
+                app, coll, text, RequestInfo(), app.dialect, allow_hidden=True, lookup=lookup
             )
         except FilterError as exc:
             errors[name] = FieldError("validation_invalid_rule", f"Invalid rule. {exc.message}")

@@ -25,6 +25,7 @@ from typing import Any
 from keel.query.ast import And, Call, Comparison, Expr, Identifier, Literal, Operand
 from keel.query.dialect import Dialect
 from keel.query.errors import FilterPlanError
+from keel.query.functions import geo_distance, strftime
 from keel.query.plan import Column, Kind, Many, Resolved, Resolver, Value
 
 Frag = tuple[str, tuple[Any, ...]]
@@ -118,8 +119,20 @@ class Compiler:
         if isinstance(node, Identifier):
             return self.resolver.resolve(node.name)
         if isinstance(node, Call):
-            raise FilterPlanError(f"The function {node.name}() is not supported yet.")
+            return self.call(node)
         raise FilterPlanError("Invalid operand.")  # pragma: no cover - exhaustive
+
+    def call(self, node: Call) -> Column:
+        function = FUNCTIONS.get(node.name)
+        if function is None:
+            raise FilterPlanError(f"Unknown function {node.name}().")
+        args: list[Column | Any] = []
+        for arg in node.args:
+            resolved = self.operand(arg)
+            if isinstance(resolved, Many):
+                raise FilterPlanError(f"{node.name}() cannot take a multi-valued argument.")
+            args.append(resolved.value if isinstance(resolved, Value) else resolved)
+        return function(self.d, args)
 
     def comparison(self, node: Comparison) -> Frag:
         left, right = self.operand(node.left), self.operand(node.right)
@@ -325,6 +338,7 @@ class Compiler:
         )
 
 
+FUNCTIONS = {"geoDistance": geo_distance, "strftime": strftime}
 _UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _MIRROR = {"=": "=", "!=": "!=", ">": "<", ">=": "<=", "<": ">", "<=": ">="}
 
