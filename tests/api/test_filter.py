@@ -243,3 +243,29 @@ async def test_rules_with_auth_paths(
         4 == (await client.get("/api/collections/posts/records", headers=su)).json()["totalItems"]
     )
     assert 0 == (await client.get("/api/collections/posts/records")).json()["totalItems"]
+
+
+async def test_body_modifiers_in_rules(
+    client: httpx.AsyncClient, su: dict[str, str], posts: dict[str, str]
+) -> None:
+    """Rules can test the submitted body: :isset, :changed, :each and :length."""
+    rules = {
+        "updateRule": "@request.body.views:isset = false && @request.body.title:changed = false",
+        "createRule": "@request.body.tags:each ?= 'c' && @request.body.tags:length < 3",
+    }
+    assert 200 == (await client.patch("/api/collections/posts", json=rules, headers=su)).status_code
+    url = f"/api/collections/posts/records/{posts['Alpha']}"
+    assert 404 == (await client.patch(url, json={"views": 1})).status_code
+    assert 404 == (await client.patch(url, json={"title": "Alpha two"})).status_code
+    assert 200 == (await client.patch(url, json={"title": "Alpha", "published": False})).status_code
+    create = "/api/collections/posts/records"
+    assert 400 == (await client.post(create, json={"title": "No c", "tags": ["a"]})).status_code
+    assert (
+        400
+        == (
+            await client.post(create, json={"title": "Too many", "tags": ["a", "b", "c"]})
+        ).status_code
+    )
+    assert (
+        200 == (await client.post(create, json={"title": "Has c", "tags": ["a", "c"]})).status_code
+    )

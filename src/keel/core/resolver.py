@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 
 from keel.core.collection import Collection
-from keel.core.errors import ForbiddenError
+from keel.core.errors import FieldError, ForbiddenError
 from keel.core.fields.base import Field
 from keel.core.fields.date import format_datetime
 from keel.core.fields.relation import RelationField
@@ -171,15 +171,9 @@ class RecordResolver:
     # -- @request and macros ------------------------------------------------------
 
     def _macro(self, name: str, modifier: str = "") -> Resolved:
-        if modifier in ("each", "changed"):
-            raise FilterPlanError(f"The :{modifier} modifier is not supported here yet.")
-        if name.startswith("@request.body.") and modifier in ("isset", "length"):
-            key = name.removeprefix("@request.body.")
-            if modifier == "isset":
-                return Value(key in self.info.body, "bool")
-            raw = self.info.body.get(key)
-            return Value(len(raw) if isinstance(raw, (list, str)) else 0, "number")
-        if modifier in ("isset", "length"):
+        if name.startswith("@request.body.") and modifier in ("isset", "length", "each", "changed"):
+            return self._body(name.removeprefix("@request.body."), modifier)
+        if modifier in ("isset", "length", "each", "changed"):
             raise FilterPlanError(f"The :{modifier} modifier is not supported on {name!r}.")
         macros = date_macros(self.now)
         if name in macros:
@@ -209,6 +203,41 @@ class RecordResolver:
         if head == "auth" and len(rest) > 1:
             return self._auth_path(".".join(rest), modifier)
         raise FilterPlanError(f"Unknown identifier {name!r}.")
+
+    def _body(self, key: str, modifier: str) -> Resolved:
+        """``@request.body.<field>`` with ``:isset``, ``:length``, ``:each``, ``:changed``."""
+        body = self.info.body
+        raw = body.get(key)
+        if modifier == "isset":
+            return Value(key in body, "bool")
+        if modifier == "length":
+            return Value(len(raw) if isinstance(raw, (list, str)) else 0, "number")
+        if modifier == "each":
+            items = raw if isinstance(raw, list) else ([] if raw is None else [raw])
+            mark = "CAST(? AS TEXT)" if self.d.name == "postgres" else "?"
+            rows = " UNION ALL ".join(f"SELECT {mark} AS value" for _ in items)
+            values = tuple(str(_plain(item)) for item in items)
+            step = Step(
+                f"@request.body.{key}:each",
+                f"LEFT JOIN ({rows or 'SELECT NULL AS value'}) {{a}} ON 1 = 1",
+                values,
+            )
+            return Many((step,), "{a}.value", "text")
+        # :changed — submitted, and different from the record's current value.
+        fld = self.coll.field(key)
+        if fld is None:
+            raise FilterPlanError(f"Unknown field {key!r} in {self.coll.name}.")
+        if key not in body:
+            return Value(False, "bool")
+        try:
+            stored = fld.to_db(fld.normalize(raw))
+        except FieldError:
+            return Value(True, "bool")  # not even a valid value: certainly a change
+        column = f"{self.root_ref}.{self.d.quote(fld.name)}"
+        if self.d.name == "postgres":
+            cast = "CAST(? AS JSONB)" if fld.column_kind() == "json" else "?"
+            return Column(f"({column} IS DISTINCT FROM {cast})", "bool", (stored,))
+        return Column(f"({column} IS NOT ?)", "bool", (stored,))
 
     def _auth_path(self, path: str, modifier: str) -> Resolved:
         """``@request.auth.team.name``: a path starting at the caller's own record."""
