@@ -14,10 +14,10 @@ class Passwords:
 
     Args:
         time_cost, memory_kib, parallelism: argon2id parameters; the defaults
-            are argon2-cffi's (RFC 9106 low-memory profile: t=3, 64 MiB, p=4).
+            are OWASP's recommended minimum (t=2, 19 MiB, p=1).
     """
 
-    def __init__(self, time_cost: int = 3, memory_kib: int = 65536, parallelism: int = 4) -> None:
+    def __init__(self, time_cost: int = 2, memory_kib: int = 19456, parallelism: int = 1) -> None:
         self._hasher = PasswordHasher(
             time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism
         )
