@@ -78,7 +78,8 @@ class App:
 
     async def refresh(self) -> None:
         """Reload when another worker or node changed the schema or settings."""
-        if await self._read_version(self.db) != self._version:
+        row = await self.db.fetch_point("SELECT value FROM _params WHERE id = 'version'")
+        if (str(row[0]) if row else "") != self._version:
             await self.reload()
 
     @staticmethod

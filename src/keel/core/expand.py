@@ -6,15 +6,31 @@ record object for a single relation, a list (in the order of the stored ids)
 for a multiple one. Targets that are missing, hidden by the target's view rule,
 or cut by the per-level limit are left out.
 
+A segment may also name a *back-relation*, ``<collection>_via_<field>``: the
+records of ``<collection>`` whose relation ``<field>`` points to the record
+(holds its id, for a multiple field), filtered by ``<collection>``'s view
+rule. It expands to a list, in the order the records were inserted, even when
+``<field>`` is a single relation, except when ``<collection>`` has a
+single-column unique index on ``<field>``: then at most one record can point
+back, and it expands to that record alone. Paths continue through and after
+back-relations (``posts_via_author.coauthors``, ``author.posts_via_author``).
+
 The semantics follow PocketBase's observable behaviour:
 
 - A value is a comma list of dotted paths. Each path is trimmed of blanks and
   of leading/trailing dots; empty entries are skipped. A path that is a prefix
   of another (``author`` next to ``author.country``) is folded into it.
-- Field names match exactly (case-sensitively). A path *fails* when one of its
-  segments, at a level that has records to expand, is not a relation field of
-  that level's collection, or names a collection whose view rule is
-  superusers-only for this caller. A failed path is dropped whole, parents
+- Field names match exactly (case-sensitively). In a back-relation the
+  collection is found by name (case-insensitively) or id and the field name
+  is exact; the ``"expand"`` key is the segment as written. The deprecated
+  form ``<collection>(<field>)`` is accepted too.
+- A segment is read as a back-relation whenever it has that shape, even if a
+  field of that name exists (PocketBase checks the pattern first). The
+  back-relation's field may be hidden: only the view rule applies.
+- A path *fails* when one of its segments, at a level that has records to
+  expand, names neither a relation field of that level's collection nor a
+  relation field pointing back to it, or names a collection whose view rule
+  is superusers-only for this caller. A failed path is dropped whole, parents
   included: ``expand=author.secret`` expands nothing when ``secret`` is not
   viewable. Other paths are unaffected.
 - Every record a successful path runs over gets an ``"expand"`` object, empty
@@ -25,20 +41,30 @@ Keel's own limits (PocketBase has none, or truncates silently):
 - At most :data:`MAX_PATHS` distinct paths and :data:`MAX_DEPTH` segments per
   path; more is a :class:`~keel.core.errors.BadRequestError`.
 - At most :data:`MAX_RECORDS_PER_LEVEL` distinct related records are fetched
-  per depth level, over all the level's relations. Beyond that, ids are taken
-  in a fixed order (paths as first written, then the records in order, then
-  each relation's stored id order) and the rest are left out as if missing.
+  per depth level, over all the level's relations. Forward relations reserve
+  their ids first, in a fixed order (paths as first written, then the records
+  in order, then each relation's stored id order); back-relations share what
+  is left, one source collection after another in the order the paths first
+  name them, each taking its viewable records in insertion order. The rest
+  are left out as if missing.
 
-Each depth level runs one ``SELECT`` per target collection, batching every id
-the level needs with the target's view rule ANDed in, so cost grows with the
-number of levels, never with the number of records.
+Each depth level runs one ``SELECT`` per collection it reads, batching every
+id the level needs from it and every back-relation into it (an ``IN`` list of
+the parent ids per field), with the collection's view rule ANDed in, so cost
+grows with the number of levels, never with the number of records.
 
-Not supported yet: back-relations (``comments_via_post``); such a path names
-no field, so it fails and is ignored.
+Differences from PocketBase that remain:
+
+- PocketBase caps each record's back-relation at 1000 records taken *before*
+  the view rule (so fewer may show); Keel applies the view rule first and
+  caps the whole level at :data:`MAX_RECORDS_PER_LEVEL`, so a page of parents
+  with many back-related records each may see fewer than PocketBase shows.
+- PocketBase silently ignores segments past the sixth; Keel answers 400.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,15 +72,19 @@ from keel.core.app import App
 from keel.core.collection import Collection
 from keel.core.errors import BadRequestError, ForbiddenError
 from keel.core.fields.relation import RelationField
-from keel.core.record import Record, from_row, select_sql
+from keel.core.record import Record, from_row
 from keel.core.request import RequestInfo
 from keel.core.rule import RuleFilter, rule_filter
-from keel.query.dialect import dialect_of
+from keel.query.dialect import Dialect, dialect_of
 from keel.storage.db.database import Executor
 
 MAX_DEPTH = 6
 MAX_PATHS = 10
 MAX_RECORDS_PER_LEVEL = 1000
+
+# ASCII like Go's \w; greedy, so the *last* "_via_" splits, as in PocketBase.
+BACK_RELATION = re.compile(r"^(\w+)_via_(\w+)$", re.ASCII)
+LEGACY_BACK_RELATION = re.compile(r"^(\w+)\((\w+)\)$", re.ASCII)
 
 Item = dict[str, Any]
 Path = tuple[str, ...]
@@ -87,11 +117,19 @@ def parse_expand(text: str) -> list[Path]:
 
 @dataclass(frozen=True, slots=True)
 class _Binding:
-    """What a path segment names at its level: a relation, its target, the view rule."""
+    """What a path segment names at its level, and the view rule of what it reaches.
+
+    Forward, ``relation`` is a field of the level's collection holding ids of
+    ``target`` records. Back (``back``), ``relation`` is a field of ``target``
+    holding ids of the level's records.
+    """
 
     relation: RelationField
     target: Collection
     rule: RuleFilter
+    back: bool = False
+    #: Whether the segment expands to a list rather than one record.
+    multiple: bool = False
 
 
 @dataclass(eq=False)
@@ -106,6 +144,8 @@ class _Node:
     failed: bool = False
     #: The records this segment is expanded on, with their JSON.
     parents: list[tuple[Record, Item]] = field(default_factory=list)
+    #: For each parent (same order), the ids of its related records found, in order.
+    links: list[list[str]] = field(default_factory=list)
     #: The related records found, by id, with their JSON (shared by parents).
     found: dict[str, tuple[Record, Item]] = field(default_factory=dict)
 
@@ -128,11 +168,32 @@ def _tree(paths: list[Path]) -> dict[str, _Node]:
 
 @dataclass
 class _Batch:
-    """The ids one level needs from one target collection."""
+    """What one level needs from one collection: ids, and back-relations into it."""
 
     target: Collection
     rule: RuleFilter
     ids: dict[str, None] = field(default_factory=dict)
+    #: Per relation field of ``target`` (by name): the field and the parent ids it must hold.
+    back: dict[str, tuple[RelationField, dict[str, None]]] = field(default_factory=dict)
+
+
+@dataclass
+class _Rows:
+    """The viewable records one batch fetched, in insertion order."""
+
+    records: list[Record]
+    by_id: dict[str, Record]
+    _referrers: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+
+    def referrers(self, relation: RelationField) -> dict[str, list[str]]:
+        """Each id ``relation`` holds, to the ids of the records holding it (insertion order)."""
+        index = self._referrers.get(relation.name)
+        if index is None:
+            index = self._referrers[relation.name] = {}
+            for record in self.records:
+                for rid in relation.values_of(record.get(relation.name)):
+                    index.setdefault(rid, []).append(record.id)
+        return index
 
 
 class _Expander:
@@ -152,7 +213,10 @@ class _Expander:
         return self._rules[coll.id]
 
     def bind(self, coll: Collection, name: str) -> _Binding | None:
-        """The relation field ``name`` of ``coll``; ``None`` when a path through it fails."""
+        """What ``name`` names on ``coll``; ``None`` when a path through it fails."""
+        back = BACK_RELATION.match(name) or LEGACY_BACK_RELATION.match(name)
+        if back is not None:
+            return self.bind_back(coll, back[1], back[2])
         fld = coll.field(name)
         if not isinstance(fld, RelationField) or fld.name != name:
             return None  # unknown, not a relation, or another case (PocketBase is exact)
@@ -160,7 +224,29 @@ class _Expander:
         if target is None:
             return None
         rule = self.view_rule(target)
-        return None if rule is None else _Binding(fld, target, rule)
+        return None if rule is None else _Binding(fld, target, rule, multiple=fld.multiple)
+
+    def bind_back(self, coll: Collection, source_name: str, field_name: str) -> _Binding | None:
+        """The relation ``field_name`` of ``source_name`` pointing to ``coll``, if any."""
+        source = self.app.find_collection(source_name)
+        fld = source.field(field_name) if source is not None else None
+        if (
+            source is None
+            or not isinstance(fld, RelationField)
+            or fld.name != field_name
+            or fld.options["collectionId"] != coll.id
+        ):
+            return None
+        rule = self.view_rule(source)
+        if rule is None:
+            return None
+        # A unique index means at most one record points back: PocketBase then
+        # expands that record alone, as if the back-relation were single.
+        unique = any(
+            idx.unique and len(idx.columns) == 1 and idx.columns[0].name.lower() == fld.name.lower()
+            for idx in source.parsed_indexes()
+        )
+        return _Binding(fld, source, rule, back=True, multiple=not unique)
 
     async def run(
         self, coll: Collection, parents: list[tuple[Record, Item]], roots: dict[str, _Node]
@@ -183,37 +269,100 @@ class _Expander:
                     node.parents = group
                     active.append((node, bound))
                     batch = batches.setdefault(bound.target.id, _Batch(bound.target, bound.rule))
+                    if bound.back:
+                        name = bound.relation.name
+                        _, wanted = batch.back.setdefault(name, (bound.relation, {}))
+                        wanted.update(dict.fromkeys(record.id for record, _ in group))
+                        continue
                     for record, _ in group:
                         for rid in bound.relation.values_of(record.get(bound.relation.name)):
                             if rid not in batch.ids and budget > 0:
                                 batch.ids[rid] = None
                                 budget -= 1
-            fetched = {cid: await self.fetch(self.app.db, b) for cid, b in batches.items()}
+            # Back-relations get what forward ids left of the budget, batch by batch.
+            fetched: dict[str, _Rows] = {}
+            for cid, batch in batches.items():
+                rows = fetched[cid] = await self.fetch(self.app.db, batch, budget)
+                if batch.back:
+                    budget -= sum(1 for r in rows.records if r.id not in batch.ids)
             level = []
             for node, bound in active:
-                by_id = fetched[bound.target.id]
-                for record, _ in node.parents:
-                    for rid in bound.relation.values_of(record.get(bound.relation.name)):
-                        related = by_id.get(rid)
-                        if related is not None and rid not in node.found:
+                rows = fetched[bound.target.id]
+                if bound.back:
+                    referrers = rows.referrers(bound.relation)
+                    node.links = [referrers.get(record.id, []) for record, _ in node.parents]
+                else:
+                    relation = bound.relation
+                    node.links = [
+                        [
+                            rid
+                            for rid in relation.values_of(record.get(relation.name))
+                            if rid in rows.by_id
+                        ]
+                        for record, _ in node.parents
+                    ]
+                for ids in node.links:
+                    for rid in ids:
+                        if rid not in node.found:
+                            related = rows.by_id[rid]
                             item = related.to_json(show_hidden=self.show_hidden)
                             node.found[rid] = (related, item)
                 level.append((bound.target, list(node.found.values()), node.children))
 
-    async def fetch(self, ex: Executor, batch: _Batch) -> dict[str, Record]:
-        """The batch's records the caller may view, by id, in one query."""
-        if not batch.ids:
-            return {}
-        marks = ", ".join("?" for _ in batch.ids)
+    async def fetch(self, ex: Executor, batch: _Batch, budget: int) -> _Rows:
+        """The batch's records the caller may view, in insertion order, in one query.
+
+        Every wanted id is read; back-relations add at most ``budget`` more
+        records, the first inserted.
+        """
+        if not batch.ids and (not batch.back or budget <= 0):
+            return _Rows([], {})
         dialect = dialect_of(ex)
-        sql = f"{select_sql(dialect, batch.target)} WHERE {dialect.quote('id')} IN ({marks})"
-        params: tuple[Any, ...] = tuple(batch.ids)
+        q = dialect.quote
+        table = q(batch.target.name)
+        id_col = f"{table}.{q('id')}"
+        rowid = f"{table}.{dialect.rowid}"
+        columns = ", ".join(f"{table}.{q(f.name)}" for f in batch.target.fields)
+        ids = tuple(batch.ids)
+        terms: list[str] = []
+        params: tuple[Any, ...] = ()
+        if ids:
+            terms.append(f"{id_col} IN ({_marks(len(ids))})")
+            params += ids
+        if budget > 0:
+            for relation, wanted in batch.back.values():
+                terms.append(_holds(dialect, f"{table}.{q(relation.name)}", relation, len(wanted)))
+                params += tuple(wanted)
+        sql = f"SELECT {columns}, {rowid} FROM {table} WHERE ({' OR '.join(terms)})"
         if batch.rule.sql:
             sql += f" AND ({batch.rule.sql})"
             params += batch.rule.params
-        rows = await ex.fetch_all(sql, params)
-        records = (from_row(batch.target, row) for row in rows)
-        return {r.id: r for r in records}
+        if batch.back and budget > 0:
+            # Wanted ids first, so the limit only ever cuts back-related records.
+            order = rowid
+            if ids:
+                order = f"CASE WHEN {id_col} IN ({_marks(len(ids))}) THEN 0 ELSE 1 END, {rowid}"
+                params += ids
+            sql += f" ORDER BY {order} LIMIT ?"
+            params += (len(ids) + budget,)
+        rows = sorted(await ex.fetch_all(sql, params), key=lambda row: row[-1])
+        records = [from_row(batch.target, row[:-1]) for row in rows]
+        return _Rows(records, {r.id: r for r in records})
+
+
+def _marks(count: int) -> str:
+    return ", ".join("?" for _ in range(count))
+
+
+def _holds(dialect: Dialect, column: str, relation: RelationField, count: int) -> str:
+    """SQL true when ``column`` (of ``relation``) holds one of ``count`` bound ids."""
+    marks = _marks(count)
+    if not relation.multiple:
+        return f"{column} IN ({marks})"
+    if dialect.name == "postgres":
+        each = f"jsonb_array_elements_text({column}) AS je(value)"
+        return f"EXISTS (SELECT 1 FROM {each} WHERE je.value IN ({marks}))"
+    return f"EXISTS (SELECT 1 FROM json_each({column}) WHERE json_each.value IN ({marks}))"
 
 
 def _assign(nodes: dict[str, _Node]) -> None:
@@ -221,13 +370,11 @@ def _assign(nodes: dict[str, _Node]) -> None:
         bound = node.binding
         if bound is None or not node.kept():
             continue
-        relation = bound.relation
-        for record, item in node.parents:
+        for (_, item), ids in zip(node.parents, node.links, strict=True):
             expand: Item = item.setdefault("expand", {})
-            ids = relation.values_of(record.get(relation.name))
-            related = [node.found[rid][1] for rid in ids if rid in node.found]
+            related = [node.found[rid][1] for rid in ids]
             if related:
-                expand[node.name] = related if relation.multiple else related[0]
+                expand[node.name] = related if bound.multiple else related[0]
         _assign(node.children)
 
 

@@ -41,7 +41,7 @@ async def authenticate(app: App, token: str) -> Auth:
     coll = app.find_collection(str(claims.get("collectionId", "")))
     if coll is None or not coll.is_auth or claims.get("type") != "auth":
         return ANONYMOUS
-    row = await app.db.fetch_one(
+    row = await app.db.fetch_point(
         f"{select_sql(dialect_of(app.db), coll)} WHERE id = ?", (str(claims.get("id", "")),)
     )
     if row is None:

@@ -102,7 +102,13 @@ async def view_record(app: App, coll: Collection, record_id: str, info: RequestI
         NotFoundError: no such record, or the rule hides it.
     """
     rule = rule_filter(app, coll, "viewRule", info)
-    record = await find_record(app.db, coll, record_id, rule)
+    if rule.unrestricted:
+        # A bare primary-key lookup: the engine may serve it inline.
+        sql = f"{select_sql(app.dialect, coll)} WHERE {app.dialect.quote('id')} = ?"
+        row = await app.db.fetch_point(sql, (record_id,))
+        record = from_row(coll, row) if row else None
+    else:
+        record = await find_record(app.db, coll, record_id, rule)
     if record is None:
         raise NotFoundError()
     return record

@@ -34,6 +34,14 @@ class Executor(Protocol):
 
 
 class Database(Executor, Protocol):
+    async def fetch_point(self, sql: str, params: Params = ()) -> Row | None:
+        """Like :meth:`fetch_one`, for a lookup bounded by a primary key.
+
+        Engines may run it without leaving the event loop (SQLite does: a
+        point read takes microseconds, far less than a thread hand-off).
+        """
+        ...
+
     """A storage engine: reads anywhere, writes inside transactions."""
 
     url: str

@@ -161,6 +161,7 @@ class SQLiteDatabase:
         self._write_pool: ThreadPoolExecutor | None = None
         self._read_pool: ThreadPoolExecutor | None = None
         self._writer: _Connection | None = None
+        self._inline: _Connection | None = None
         self._local = threading.local()
         self._reader_conns: list[_Connection] = []
         self._reader_lock = threading.Lock()
@@ -171,6 +172,8 @@ class SQLiteDatabase:
         self._write_pool = ThreadPoolExecutor(1, thread_name_prefix="keel-sqlite-w")
         self._read_pool = ThreadPoolExecutor(self._readers, thread_name_prefix="keel-sqlite-r")
         self._writer = await self._on_writer(self._open_writer)
+        # Used on the event loop thread for primary-key point reads only.
+        self._inline = self._connector.open(read_only=True)
 
     def _open_writer(self) -> _Connection:
         conn = self._connector.open(read_only=False)
@@ -195,6 +198,9 @@ class SQLiteDatabase:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+        if self._inline is not None:
+            self._inline.close()
+            self._inline = None
         self._read_pool = self._write_pool = None
 
     # -- reads ---------------------------------------------------------------
@@ -232,6 +238,16 @@ class SQLiteDatabase:
                 raise _translate(exc) from exc
 
         return await self._on_reader(run)
+
+    async def fetch_point(self, sql: str, params: Params = ()) -> Row | None:
+        # Note: runs on the event loop thread. Callers only pass primary-key
+        # lookups, which take microseconds; a thread hop costs far more.
+        assert self._inline is not None, "database is not connected"
+        try:
+            row: Row | None = self._inline.run(sql, params, self.statement_timeout, "one")
+        except (sqlite3.Error, ValueError) as exc:
+            raise _translate(exc) from exc
+        return row
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         async with self.transaction() as tx:
