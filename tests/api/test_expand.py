@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from keel.core import expand as expand_module
 from keel.core.actions.records import create_record, view_record
 from keel.core.app import App
 from keel.core.errors import BadRequestError
@@ -389,3 +390,257 @@ async def test_related_records_per_level_are_capped(
         group = await create_record(app, app.collection("groups"), {"members": ids[::-1]}, info, tx)
     [item] = await expanded(app, [group.id], "members", ANONYMOUS, coll="groups")
     assert ids[::-1][:MAX_RECORDS_PER_LEVEL] == [m["id"] for m in item["expand"]["members"]]
+
+
+# -- back-relations ---------------------------------------------------------------
+
+
+def ids_of(item: dict[str, Any], key: str) -> list[str]:
+    """The ids of the records expanded under ``key``."""
+    return [r["id"] for r in item["expand"][key]]
+
+
+async def _patch_collection(
+    app: App, client: httpx.AsyncClient, su: dict[str, str], name: str, body: dict[str, Any]
+) -> None:
+    response = await client.patch(f"/api/collections/{name}", json=body, headers=su)
+    assert 200 == response.status_code, response.text
+    await app.refresh()
+
+
+async def test_back_relation_through_single_field_is_a_list(
+    app: App, client: httpx.AsyncClient, world: World
+) -> None:
+    """``posts_via_author`` lists the posts pointing to each author, even for a single field."""
+    items = await expanded(
+        app, [world.ann, world.bob, world.cyd], "posts_via_author", ANONYMOUS, coll="authors"
+    )
+    assert [await seen(client, "posts", world.first)] == items[0]["expand"]["posts_via_author"]
+    assert [await seen(client, "posts", world.third)] == items[1]["expand"]["posts_via_author"]
+    assert {} == items[2]["expand"]
+
+
+async def test_back_relation_through_multiple_field(app: App, world: World) -> None:
+    """Through a multiple field, a record is listed when the id is one of its values."""
+    items = await expanded(
+        app, [world.ann, world.bob, world.cyd], "posts_via_coauthors", ANONYMOUS, coll="authors"
+    )
+    assert [[world.first], [world.first, world.third], [world.first]] == [
+        ids_of(i, "posts_via_coauthors") for i in items
+    ]
+
+
+async def test_back_relation_keeps_insertion_order(
+    app: App, client: httpx.AsyncClient, su: dict[str, str], world: World
+) -> None:
+    """Back-related records come in insertion order, not id order, and updates do not move them."""
+    ids = ["zzzzzzzzzzzzzzz", "aaaaaaaaaaaaaaa", "mmmmmmmmmmmmmmm"]
+    for i, record_id in enumerate(ids):
+        body = {"id": record_id, "title": f"Late {i}", "author": world.cyd, "coauthors": world.cyd}
+        await _create(client, su, "posts", body)
+    url = f"/api/collections/posts/records/{ids[0]}"
+    response = await client.patch(url, json={"title": "Edited"}, headers=su)
+    assert 200 == response.status_code, response.text
+    [item] = await expanded(
+        app, [world.cyd], "posts_via_author,posts_via_coauthors", ANONYMOUS, coll="authors"
+    )
+    assert ids == ids_of(item, "posts_via_author")
+    assert [world.first, *ids] == ids_of(item, "posts_via_coauthors")
+
+
+async def test_back_relation_through_unique_field_is_single(
+    app: App, client: httpx.AsyncClient, su: dict[str, str], world: World
+) -> None:
+    """A single-column unique index on the field makes the back-relation one record."""
+    profiles = {
+        "name": "profiles",
+        "listRule": "",
+        "viewRule": "",
+        "fields": [{"name": "owner", "type": "relation", "collectionId": "pbc_1000000001"}],
+        "indexes": ["CREATE UNIQUE INDEX idx_profiles_owner ON profiles (owner)"],
+    }
+    response = await client.post("/api/collections", json=profiles, headers=su)
+    assert 200 == response.status_code, response.text
+    profile = await _create(client, su, "profiles", {"owner": world.ann})
+    await app.refresh()
+    items = await expanded(app, [world.ann, world.bob], "profiles_via_owner", ANONYMOUS, "authors")
+    assert await seen(client, "profiles", profile) == items[0]["expand"]["profiles_via_owner"]
+    assert {} == items[1]["expand"]
+
+
+async def test_back_relation_view_rule(
+    app: App, client: httpx.AsyncClient, su: dict[str, str], world: World
+) -> None:
+    """The source collection's view rule filters the back-related records for the caller."""
+    await _patch_collection(app, client, su, "posts", {"viewRule": "title != 'First'"})
+    authors = [world.ann, world.bob]
+    anonymous = await expanded(app, authors, "posts_via_coauthors", ANONYMOUS, coll="authors")
+    everything = await expanded(app, authors, "posts_via_coauthors", superuser(app), "authors")
+    assert [{}, {"posts_via_coauthors": [world.third]}] == [
+        {k: [r["id"] for r in v] for k, v in i["expand"].items()} for i in anonymous
+    ]
+    assert [world.first, world.third] == ids_of(everything[1], "posts_via_coauthors")
+
+
+async def test_back_relation_superusers_only(
+    app: App, client: httpx.AsyncClient, su: dict[str, str], world: World
+) -> None:
+    """A null view rule on the source fails the path for anyone but superusers."""
+    await _patch_collection(app, client, su, "posts", {"viewRule": None})
+    [anonymous] = await expanded(app, [world.cyd], "posts_via_author", ANONYMOUS, coll="authors")
+    [superuser_item] = await expanded(
+        app, [world.ann], "posts_via_author", superuser(app), "authors"
+    )
+    assert "expand" not in anonymous
+    assert [world.first] == ids_of(superuser_item, "posts_via_author")
+
+
+async def test_back_relation_field_may_be_hidden(
+    app: App, client: httpx.AsyncClient, su: dict[str, str], world: World
+) -> None:
+    """As in PocketBase, only the view rule applies, not the field's hidden flag."""
+    posts = (await client.get("/api/collections/posts", headers=su)).json()
+    fields = [{**f, "hidden": f["name"] == "author" or f["hidden"]} for f in posts["fields"]]
+    await _patch_collection(app, client, su, "posts", {"fields": fields})
+    [item] = await expanded(app, [world.bob], "posts_via_author", ANONYMOUS, coll="authors")
+    assert [world.third] == ids_of(item, "posts_via_author")
+    assert "author" not in item["expand"]["posts_via_author"][0]
+
+
+@pytest.mark.parametrize("name", ["POSTS_via_author", "pbc_id_via_author", "posts(author)"])
+async def test_back_relation_spellings(app: App, world: World, name: str) -> None:
+    """The collection is matched by id or case-insensitive name; the key is kept as written."""
+    name = name.replace("pbc_id", app.collection("posts").id)
+    [item] = await expanded(app, [world.bob], name, ANONYMOUS, coll="authors")
+    assert [world.third] == ids_of(item, name)
+
+
+@pytest.mark.parametrize(
+    "expand",
+    [
+        "posts_via_Author",
+        "posts_via_nope",
+        "posts_via_title",
+        "nope_via_author",
+        "authors_via_country",
+        "posts_via_author.nope_via_author",
+    ],
+)
+async def test_unknown_back_relations_are_ignored(app: App, world: World, expand: str) -> None:
+    """A back-relation naming no relation field pointing to the level's collection fails."""
+    [item] = await expanded(app, [world.bob], expand, ANONYMOUS, coll="authors")
+    assert "expand" not in item
+
+
+async def test_unknown_back_relation_leaves_other_paths(app: App, world: World) -> None:
+    """Only the failing back-relation path is dropped."""
+    expand = "posts_via_author,posts_via_nope.author"
+    [item] = await expanded(app, [world.bob], expand, ANONYMOUS, coll="authors")
+    assert ["posts_via_author"] == list(item["expand"])
+
+
+async def test_segment_below_empty_back_relation_is_not_checked(app: App, world: World) -> None:
+    """As for forward relations, segments that no back-related record reaches are not checked."""
+    [item] = await expanded(app, [world.cyd], "posts_via_author.nope", ANONYMOUS, coll="authors")
+    assert {} == item["expand"]
+
+
+async def test_paths_through_and_after_back_relations(app: App, world: World) -> None:
+    """Paths continue past a back-relation, and may reach one through a forward relation."""
+    [author] = await expanded(
+        app, [world.bob], "posts_via_author.coauthors.country", ANONYMOUS, coll="authors"
+    )
+    [post] = await expanded(app, [world.third], "author.posts_via_coauthors", ANONYMOUS)
+    [third] = author["expand"]["posts_via_author"]
+    assert [world.bob] == [c["id"] for c in third["expand"]["coauthors"]]
+    assert world.france == third["expand"]["coauthors"][0]["expand"]["country"]["id"]
+    assert [world.first, world.third] == ids_of(post["expand"]["author"], "posts_via_coauthors")
+
+
+async def test_back_relations_count_towards_the_depth(app: App, world: World) -> None:
+    """Six segments alternating back and forward relations expand to the sixth level."""
+    path = ".".join(["posts_via_author", "author"] * 3)
+    [item] = await expanded(app, [world.bob], path, ANONYMOUS, coll="authors")
+    node = item
+    for name in path.split("."):
+        value = node["expand"][name]
+        node = value[0] if isinstance(value, list) else value
+    assert world.bob == node["id"]
+
+
+async def test_back_relations_are_batched(app: App, world: World) -> None:
+    """Back-relations of a level are one query per source collection, whatever the records."""
+    authors = app.collection("authors")
+    su = superuser(app)
+    records = [await view_record(app, authors, i, su) for i in (world.ann, world.bob, world.cyd)]
+    items = [r.to_json() for r in records]
+    counting = CountingDatabase(app.db)
+    app.db = counting
+    try:
+        expand = "posts_via_author.coauthors,posts_via_coauthors.author.country"
+        await expand_records(app, authors, records, items, expand, ANONYMOUS)
+    finally:
+        app.db = counting.inner
+    assert 3 == counting.reads  # one per level: posts, authors, countries
+    assert [world.first, world.third] == ids_of(items[1], "posts_via_coauthors")
+
+
+@pytest.fixture
+async def threads(app: App, client: httpx.AsyncClient, su: dict[str, str], world: World) -> World:
+    """The world with ``posts.parent``: second and third reply to first."""
+    posts = (await client.get("/api/collections/posts", headers=su)).json()
+    parent = {"name": "parent", "type": "relation", "collectionId": posts["id"]}
+    await _patch_collection(app, client, su, "posts", {"fields": [*posts["fields"], parent]})
+    for reply in (world.second, world.third):
+        url = f"/api/collections/posts/records/{reply}"
+        response = await client.patch(url, json={"parent": world.first}, headers=su)
+        assert 200 == response.status_code, response.text
+    return world
+
+
+async def test_forward_and_back_into_one_collection(app: App, threads: World) -> None:
+    """A level reading one collection forward and back runs one query for both."""
+    posts = app.collection("posts")
+    su = superuser(app)
+    records = [await view_record(app, posts, i, su) for i in (threads.third, threads.first)]
+    items = [r.to_json() for r in records]
+    counting = CountingDatabase(app.db)
+    app.db = counting
+    try:
+        await expand_records(app, posts, records, items, "parent,posts_via_parent", ANONYMOUS)
+    finally:
+        app.db = counting.inner
+    assert 1 == counting.reads
+    assert {"parent": threads.first} == {k: v["id"] for k, v in items[0]["expand"].items()}
+    assert {"posts_via_parent": [threads.second, threads.third]} == {
+        k: [r["id"] for r in v] for k, v in items[1]["expand"].items()
+    }
+
+
+async def test_back_relations_share_what_forward_ids_leave(
+    app: App, threads: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Forward ids reserve the level's budget first; back-relations get the rest by insertion."""
+    monkeypatch.setattr(expand_module, "MAX_RECORDS_PER_LEVEL", 2)
+    third, first = await expanded(
+        app, [threads.third, threads.first], "parent,posts_via_parent", ANONYMOUS
+    )
+    assert threads.first == third["expand"]["parent"]["id"]
+    assert [threads.second] == ids_of(first, "posts_via_parent")
+    monkeypatch.setattr(expand_module, "MAX_RECORDS_PER_LEVEL", 1)
+    authors = await expanded(
+        app, [threads.ann, threads.bob], "posts_via_coauthors", ANONYMOUS, coll="authors"
+    )
+    assert [[threads.first], [threads.first]] == [ids_of(i, "posts_via_coauthors") for i in authors]
+
+
+async def test_back_relation_over_http(client: httpx.AsyncClient, world: World) -> None:
+    """The view and list routes expand back-relations too."""
+    url = f"/api/collections/authors/records/{world.bob}?expand=posts_via_coauthors"
+    viewed = (await client.get(url)).json()
+    listed = await client.get("/api/collections/authors/records?expand=posts_via_author&sort=name")
+    assert [world.first, world.third] == ids_of(viewed, "posts_via_coauthors")
+    assert [[world.first], [world.third], None] == [
+        [r["id"] for r in i["expand"].get("posts_via_author", [])] or None
+        for i in listed.json()["items"]
+    ]
