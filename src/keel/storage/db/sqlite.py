@@ -27,6 +27,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -100,6 +101,17 @@ def _progress(conn: _Connection) -> Callable[[], int]:
     return check
 
 
+MAX_GROUP = 64
+
+
+@dataclass(slots=True)
+class _Group:
+    """One shared SQLite transaction and the future its members wait on."""
+
+    done: asyncio.Future[None]
+    size: int = 0
+
+
 class _Connector:
     """Opens configured connections to one database file."""
 
@@ -166,6 +178,9 @@ class SQLiteDatabase:
         self._reader_conns: list[_Connection] = []
         self._reader_lock = threading.Lock()
         self._write_lock = asyncio.Lock()
+        self._pending = 0  # transactions waiting for the write lock
+        self._group: _Group | None = None
+        self._flushes: set[asyncio.Task[None]] = set()
 
     async def connect(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -290,31 +305,87 @@ class SQLiteDatabase:
         else:
             self._writer.execute("ROLLBACK")
 
+    def _end_savepoint(self, tx: _SQLiteTransaction, keep: bool) -> None:
+        assert self._writer is not None
+        if not keep:
+            self._writer.execute(f'ROLLBACK TO "{tx.savepoint}"')
+        self._writer.execute(f'RELEASE "{tx.savepoint}"')
+
+    async def _commit_group(self, group: _Group) -> None:
+        """Commit the open group transaction and tell every member the outcome."""
+        self._group = None
+        try:
+            await asyncio.shield(self._on_writer(lambda: self._finish(True)))
+        except DatabaseError as exc:
+            group.done.set_exception(exc)
+        else:
+            group.done.set_result(None)
+
+    async def _flush(self, group: _Group) -> None:
+        """Commit ``group`` if no later transaction took it over (liveness guard)."""
+        async with self._write_lock:
+            if self._group is group:
+                await self._commit_group(group)
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Executor]:
-        async with self._write_lock:
-            await self._on_writer(self._begin)
-            tx = _SQLiteTransaction(self)
+        """A write transaction, committed together with concurrent ones (group commit).
+
+        Logical transactions run one at a time, each inside a savepoint of a
+        shared SQLite transaction. When one ends and others are already
+        waiting, the shared transaction stays open for them; the last one (or
+        the :data:`MAX_GROUP`-th) commits it, with one fsync for the group.
+        Each caller returns only after the commit that contains its work, so
+        an acknowledged write is durable and visible to every reader. A
+        failed logical transaction rolls back to its savepoint only.
+        """
+        self._pending += 1
+        try:
+            await self._write_lock.acquire()
+        finally:
+            self._pending -= 1
+        error: BaseException | None = None
+        failed = False
+        group: _Group | None = None
+        try:
+            if self._group is None:
+                await self._on_writer(self._begin)
+                self._group = _Group(asyncio.get_running_loop().create_future())
+            group = self._group
+            group.size += 1
+            tx = _SQLiteTransaction(self, f"keel_{group.size}")
             try:
                 yield tx
-            except BaseException:
-                await asyncio.shield(self._on_writer(lambda: self._finish(False)))
-                raise
-            else:
-                # Like PostgreSQL, a transaction with a failed statement never commits.
-                ok = not tx.failed
-                await asyncio.shield(self._on_writer(lambda: self._finish(ok)))
-                if not ok:
-                    raise DatabaseError("transaction aborted by an earlier error; rolled back")
+            except BaseException as exc:
+                error = exc
             finally:
                 tx.closed = True
-
-    async def run_script(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
-        """Run ``fn`` with the writer connection on the writer thread (maintenance)."""
-        async with self._write_lock:
-            assert self._writer is not None
-            writer = self._writer
-            return await self._on_writer(lambda: fn(writer))
+            # Like PostgreSQL, a transaction with a failed statement never commits.
+            failed = tx.failed
+            keep = error is None and not failed
+            if tx.started:
+                await asyncio.shield(self._on_writer(lambda: self._end_savepoint(tx, keep)))
+        except BaseException:
+            if group is not None and self._group is group:
+                # The shared transaction is in an unknown state: undo all of it.
+                self._group = None
+                await asyncio.shield(self._on_writer(lambda: self._finish(False)))
+                group.done.set_exception(DatabaseError("group transaction rolled back"))
+            raise
+        finally:
+            if group is not None and self._group is group:
+                if self._pending == 0 or group.size >= MAX_GROUP:
+                    await self._commit_group(group)
+                else:
+                    task = asyncio.get_running_loop().create_task(self._flush(group))
+                    self._flushes.add(task)
+                    task.add_done_callback(self._flushes.discard)
+            self._write_lock.release()
+        if error is not None:
+            raise error
+        if failed:
+            raise DatabaseError("transaction aborted by an earlier error; rolled back")
+        await group.done
 
 
 class _SQLiteTransaction:
@@ -322,8 +393,10 @@ class _SQLiteTransaction:
 
     dialect_name = "sqlite"
 
-    def __init__(self, db: SQLiteDatabase) -> None:
+    def __init__(self, db: SQLiteDatabase, savepoint: str) -> None:
         self._db = db
+        self.savepoint = savepoint
+        self.started = False  # the savepoint is opened with the first statement
         self.closed = False
         self.failed = False
 
@@ -332,9 +405,13 @@ class _SQLiteTransaction:
             raise DatabaseError("transaction is closed")
         if self.failed:
             raise DatabaseError("transaction aborted by an earlier error")
-        assert self._db._writer is not None
+        writer = self._db._writer
+        assert writer is not None
+        if not self.started:
+            writer.execute(f'SAVEPOINT "{self.savepoint}"')
+            self.started = True
         try:
-            return self._db._writer.run(sql, params, self._db.statement_timeout, mode)
+            return writer.run(sql, params, self._db.statement_timeout, mode)
         except (sqlite3.Error, ValueError) as exc:
             self.failed = True
             raise _translate(exc) from exc
