@@ -33,3 +33,16 @@ lint: $(VENV)/.test-deps
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+## Benchmark Keel against PocketBase side by side (docs/performance.md). Quick check:
+## make bench BENCH_DURATION=3; 1M-record lists too: make bench BENCH_LARGE=1
+.PHONY: bench
+BENCH_SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+bench: $(VENV)/.bench-deps
+	@command -v wrk >/dev/null || $(BENCH_SUDO) apt-get install -y wrk \
+		|| { $(BENCH_SUDO) apt-get update && $(BENCH_SUDO) apt-get install -y wrk; }
+	$(BIN)/python bench/run.py
+
+$(VENV)/.bench-deps: $(VENV)/.test-deps
+	$(BIN)/pip install --quiet matplotlib
+	@touch $@
