@@ -111,6 +111,8 @@ class _Group:
 
     done: asyncio.Future[None]
     size: int = 0
+    begun: bool = False  # BEGIN runs with the group's first statement
+    broken: bool = False  # a savepoint could not be ended: undo the whole group
 
 
 class _Connector:
@@ -182,6 +184,8 @@ class SQLiteDatabase:
         self._pending = 0  # transactions waiting for the write lock
         self._group: _Group | None = None
         self._flushes: set[asyncio.Task[None]] = set()
+        #: Savepoints of finished transactions, ended by the next writer call.
+        self._deferred: list[tuple[_SQLiteTransaction, bool]] = []
 
     async def connect(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -317,19 +321,51 @@ class SQLiteDatabase:
         else:
             self._writer.execute("ROLLBACK")
 
-    def _end_savepoint(self, tx: _SQLiteTransaction, keep: bool) -> None:
+    def _prepare(self) -> None:
+        """Writer thread, before a statement: open the group, end finished savepoints.
+
+        Deferring BEGIN and the ends of savepoints to the next call that goes
+        to the writer thread anyway saves two thread hand-offs per write.
+        """
+        group = self._group
+        if group is not None and not group.begun:
+            self._begin()
+            group.begun = True
+        try:
+            self._drain()
+        except sqlite3.Error:
+            if group is not None:
+                group.broken = True
+            raise
+
+    def _drain(self) -> None:
         assert self._writer is not None
-        if not keep:
-            self._writer.execute(f'ROLLBACK TO "{tx.savepoint}"')
-        self._writer.execute(f'RELEASE "{tx.savepoint}"')
+        while self._deferred:
+            tx, keep = self._deferred.pop(0)
+            if not keep:
+                self._writer.execute(f'ROLLBACK TO "{tx.savepoint}"')
+            self._writer.execute(f'RELEASE "{tx.savepoint}"')
+
+    def _close_group(self, commit: bool) -> None:
+        """Writer thread: end the deferred savepoints, then COMMIT or ROLLBACK."""
+        try:
+            if commit:
+                self._drain()
+        finally:
+            self._deferred.clear()
+            self._finish(commit)
 
     async def _commit_group(self, group: _Group) -> None:
         """Commit the open group transaction and tell every member the outcome."""
         self._group = None
+        if group.broken:
+            await asyncio.shield(self._on_writer(lambda: self._close_group(False)))
+            group.done.set_exception(DatabaseError("group transaction rolled back"))
+            return
         try:
-            await asyncio.shield(self._on_writer(lambda: self._finish(True)))
-        except DatabaseError as exc:
-            group.done.set_exception(exc)
+            await asyncio.shield(self._on_writer(lambda: self._close_group(True)))
+        except (DatabaseError, sqlite3.Error) as exc:
+            group.done.set_exception(exc if isinstance(exc, DatabaseError) else _translate(exc))
         else:
             group.done.set_result(None)
 
@@ -361,7 +397,6 @@ class SQLiteDatabase:
         group: _Group | None = None
         try:
             if self._group is None:
-                await self._on_writer(self._begin)
                 self._group = _Group(asyncio.get_running_loop().create_future())
             group = self._group
             group.size += 1
@@ -374,19 +409,16 @@ class SQLiteDatabase:
                 tx.closed = True
             # Like PostgreSQL, a transaction with a failed statement never commits.
             failed = tx.failed
-            keep = error is None and not failed
             if tx.started:
-                await asyncio.shield(self._on_writer(lambda: self._end_savepoint(tx, keep)))
+                self._deferred.append((tx, error is None and not failed))
         except BaseException:
             if group is not None and self._group is group:
                 # The shared transaction is in an unknown state: undo all of it.
-                self._group = None
-                await asyncio.shield(self._on_writer(lambda: self._finish(False)))
-                group.done.set_exception(DatabaseError("group transaction rolled back"))
+                group.broken = True
             raise
         finally:
             if group is not None and self._group is group:
-                if self._pending == 0 or group.size >= MAX_GROUP:
+                if self._pending == 0 or group.size >= MAX_GROUP or group.broken:
                     await self._commit_group(group)
                 else:
                     task = asyncio.get_running_loop().create_task(self._flush(group))
@@ -420,7 +452,12 @@ class _SQLiteTransaction:
         writer = self._db._writer
         assert writer is not None
         if not self.started:
-            writer.execute(f'SAVEPOINT "{self.savepoint}"')
+            try:
+                self._db._prepare()
+                writer.execute(f'SAVEPOINT "{self.savepoint}"')
+            except (sqlite3.Error, DatabaseError) as exc:
+                self.failed = True
+                raise exc if isinstance(exc, DatabaseError) else _translate(exc) from exc
             self.started = True
         try:
             return writer.run(sql, params, self._db.statement_timeout, mode)
