@@ -8,7 +8,8 @@ change made through any worker or node is seen by the next request anywhere.
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from collections import OrderedDict
+from typing import Any, Generic, TypeVar
 
 import orjson
 
@@ -23,6 +24,29 @@ from keel.query.dialect import Dialect, dialect_of
 from keel.security.password import Passwords
 from keel.storage.db.database import Database, Executor
 from keel.storage.db.url import open_database
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class BoundedCache(Generic[K, V]):
+    """A small least-recently-used map."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._data: OrderedDict[K, V] = OrderedDict()
+
+    def get(self, key: K) -> V | None:
+        value = self._data.get(key)
+        if value is not None:
+            self._data.move_to_end(key)
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        self._data[key] = value
+        self._data.move_to_end(key)
+        if len(self._data) > self._size:
+            self._data.popitem(last=False)
 
 
 class App:
@@ -47,6 +71,8 @@ class App:
         self._by_id: dict[str, Collection] = {}
         self.settings: dict[str, Any] = load_settings(None)
         self._version: str | None = None
+        #: List totals by (SQL, parameters), valid while the data version holds.
+        self.counts: BoundedCache[tuple[str, tuple[Any, ...]], tuple[int, int]] = BoundedCache(512)
         self.on_record_create: Hook[RecordEvent] = Hook()
         self.on_record_update: Hook[RecordEvent] = Hook()
         self.on_record_delete: Hook[RecordEvent] = Hook()

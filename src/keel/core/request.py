@@ -43,6 +43,3 @@ class RequestInfo:
     headers: dict[str, str] = field(default_factory=dict)
     body: dict[str, Any] = field(default_factory=dict)
     context: str = "default"
-
-
-SYSTEM_REQUEST = RequestInfo(auth=ANONYMOUS, method="", context="system")

@@ -14,7 +14,6 @@ from keel.core.errors import BadRequestError
 
 DEFAULT_PER_PAGE = 30
 MAX_PER_PAGE = 1000
-MAX_SORT_TERMS = 8
 MAX_PAGE = 2**31
 
 

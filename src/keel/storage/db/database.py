@@ -34,6 +34,14 @@ class Executor(Protocol):
 
 
 class Database(Executor, Protocol):
+    def data_version(self) -> int | None:
+        """A number that changes whenever any connection commits, or ``None``.
+
+        Lets callers cache derived results (e.g. counts) with exact
+        invalidation; engines that cannot tell cheaply return ``None``.
+        """
+        ...
+
     async def fetch_point(self, sql: str, params: Params = ()) -> Row | None:
         """Like :meth:`fetch_one`, for a lookup bounded by a primary key.
 

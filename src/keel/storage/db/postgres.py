@@ -124,6 +124,9 @@ class PostgresDatabase(_Runner):
         rows = await self.fetch_all(sql, params)
         return rows[0] if rows else None
 
+    def data_version(self) -> int | None:
+        return None
+
     async def fetch_point(self, sql: str, params: Params = ()) -> Row | None:
         return await self.fetch_one(sql, params)
 

@@ -260,6 +260,13 @@ class SQLiteDatabase:
 
         return await self._on_reader(run)
 
+    def data_version(self) -> int | None:
+        # PRAGMA data_version on a connection that never writes changes on
+        # every commit by any other connection, in any process.
+        assert self._inline is not None, "database is not connected"
+        row = self._inline.execute("PRAGMA data_version").fetchone()
+        return int(row[0])
+
     async def fetch_point(self, sql: str, params: Params = ()) -> Row | None:
         # Note: runs on the event loop thread. Callers only pass primary-key
         # lookups, which take microseconds; a thread hop costs far more.
