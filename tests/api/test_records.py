@@ -581,3 +581,21 @@ async def test_hostile_values_are_4xx(
     response = await client.request(method, url, json=body)
     assert 400 <= response.status_code < 500, response.text
     assert 0 == (await client.get("/api/collections/posts/records")).json()["totalItems"]
+
+
+async def test_conditional_get(client: httpx.AsyncClient, schema: dict[str, Any]) -> None:
+    """View and list answer If-None-Match with 304 until the data changes."""
+    created = (await client.post("/api/collections/posts/records", json=VALID)).json()
+    for url in (
+        f"/api/collections/posts/records/{created['id']}",
+        "/api/collections/posts/records",
+    ):
+        first = await client.get(url)
+        etag = first.headers["etag"]
+        again = await client.get(url, headers={"If-None-Match": etag})
+        assert (304, b"") == (again.status_code, again.content)
+        await client.patch(f"/api/collections/posts/records/{created['id']}", json={"views": 6})
+        changed = await client.get(url, headers={"If-None-Match": etag})
+        assert 200 == changed.status_code
+        assert etag != changed.headers["etag"]
+        await client.patch(f"/api/collections/posts/records/{created['id']}", json={"views": 5})

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import orjson
+from starlette.requests import Request
 from starlette.responses import Response
 
 from keel.core.errors import KeelError
@@ -15,6 +17,23 @@ class JSONResponse(Response):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
+
+
+def cacheable_json(request: Request, content: Any) -> Response:
+    """A JSON response with an ``ETag``; ``304 Not Modified`` when the client has it.
+
+    The tag is a hash of the exact body this caller would get, so it changes
+    with the data, the caller's rights and the query parameters alike.
+    """
+    body = orjson.dumps(content)
+    etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    match = request.headers.get("if-none-match", "")
+    if match and (
+        match.strip() == "*" or etag in {t.strip().removeprefix("W/") for t in match.split(",")}
+    ):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type="application/json", headers=headers)
 
 
 def error_body(status: int, message: str, data: dict[str, Any] | None = None) -> dict[str, Any]:

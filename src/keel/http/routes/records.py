@@ -21,7 +21,7 @@ from keel.core.record import Record
 from keel.core.request import RequestInfo
 from keel.http.body import read_data
 from keel.http.context import get_app, request_info
-from keel.http.response import JSONResponse
+from keel.http.response import JSONResponse, cacheable_json
 
 
 async def present(
@@ -50,7 +50,9 @@ async def list_records(request: Request) -> Response:
     expand = info.query.get("expand", "")
     if expand:
         await expand_records(app, coll, records, page["items"], expand, info)
-    return JSONResponse(project_page(page, projection) if projection is not None else page)
+    return cacheable_json(
+        request, project_page(page, projection) if projection is not None else page
+    )
 
 
 async def view_record(request: Request) -> Response:
@@ -59,7 +61,7 @@ async def view_record(request: Request) -> Response:
     app = get_app(request)
     coll = app.collection(request.path_params["collection"])
     record = await actions.view_record(app, coll, request.path_params["id"], info)
-    return JSONResponse(await present(app, coll, record, info, projection))
+    return cacheable_json(request, await present(app, coll, record, info, projection))
 
 
 async def create_record(request: Request) -> Response:
