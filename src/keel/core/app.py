@@ -93,7 +93,7 @@ class App:
 
     async def reload(self) -> None:
         """Read collections and settings from the database."""
-        version = await self._read_version(self.db)
+        version = await self._read_version()
         rows = await self.db.fetch_all("SELECT data FROM _collections ORDER BY created, name")
         collections = [collection_from_storage(orjson.loads(r[0])) for r in rows]
         self._by_name = {c.name.lower(): c for c in collections}
@@ -104,13 +104,11 @@ class App:
 
     async def refresh(self) -> None:
         """Reload when another worker or node changed the schema or settings."""
-        row = await self.db.fetch_point("SELECT value FROM _params WHERE id = 'version'")
-        if (str(row[0]) if row else "") != self._version:
+        if await self._read_version() != self._version:
             await self.reload()
 
-    @staticmethod
-    async def _read_version(ex: Executor) -> str:
-        row = await ex.fetch_one("SELECT value FROM _params WHERE id = 'version'")
+    async def _read_version(self) -> str:
+        row = await self.db.fetch_point("SELECT value FROM _params WHERE id = 'version'")
         return str(row[0]) if row else ""
 
     async def bump_version(self, tx: Executor) -> None:

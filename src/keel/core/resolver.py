@@ -325,7 +325,7 @@ class RecordResolver:
             prefix = f"{prefix}.{part}" if prefix else part
             if "_via_" in part:
                 coll, step = self._back_relation(coll, part, ref, prefix)
-                steps += [*self._lift(single, steps), step]
+                steps += [*self._lift(single), step]
                 single = []
                 ref = "{a}"
                 if last:
@@ -343,7 +343,7 @@ class RecordResolver:
             if target is None:
                 raise FilterPlanError(f"The relation {fld.name!r} points to a missing collection.")
             if fld.multiple or steps:
-                steps += self._lift(single, steps)
+                steps += self._lift(single)
                 single = []
                 table = q(target.name)
                 if fld.multiple:
@@ -364,7 +364,7 @@ class RecordResolver:
             coll = target
         raise FilterPlanError(f"Invalid field path {name!r}.")  # pragma: no cover
 
-    def _lift(self, single: list[Join], steps: list[Step]) -> list[Step]:
+    def _lift(self, single: list[Join]) -> list[Step]:
         """Single-relation joins met before a multi-valued step become steps too."""
         return [
             Step(f"single:{j.table}", f"LEFT JOIN {j.table} ON {j.on}", j.params) for j in single
@@ -448,7 +448,7 @@ class RecordResolver:
             raise FilterPlanError(f"The :{modifier} modifier needs a multi-valued field.")
         nested = bool(steps or single)
         if modifier == "each" or (is_array and nested and modifier != "length"):
-            all_steps = [*steps, *self._lift(single, steps)]
+            all_steps = [*steps, *self._lift(single)]
             all_steps.append(Step(f"{column}#each", self._join_each(_prev(column))))
             return Many(tuple(all_steps), "{a}.value", "text")
         if modifier == "length":

@@ -18,6 +18,7 @@ which takes them from the schema.
 
 from __future__ import annotations
 
+import operator
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -223,7 +224,7 @@ class Compiler:
             number = _numeric(raw)
             if number is None:
                 # NUMERIC affinity cannot convert it: a number against text.
-                return self._cross_type(column, op, number_first=True)
+                return self._number_against_text(column, op)
             expr = column.sql if column.kind == "number" else f"CAST({column.sql} AS INTEGER)"
             return f"{expr} {sql_op} ?", (*column.params, float(number))
         if isinstance(raw, (int, float)):
@@ -231,12 +232,11 @@ class Compiler:
         text = self._text(column)
         return f"{text.sql} {sql_op} ?", (*text.params, _as_text(raw))
 
-    def _cross_type(self, column: _Side, op: str, *, number_first: bool) -> Frag:
-        """``column op value`` where SQLite would compare a number with text."""
-        less = op in ("<", "<=", "!=") if number_first else op in (">", ">=", "!=")
+    def _number_against_text(self, column: _Side, op: str) -> Frag:
+        """``number_column op 'text'``: SQLite orders every number before text."""
         if op == "!=":
             return self.d.true, ()
-        if not less:
+        if op not in ("<", "<="):
             return self.d.false, ()
         return f"{column.sql} IS NOT NULL", column.params
 
@@ -340,6 +340,7 @@ class Compiler:
 
 FUNCTIONS = {"geoDistance": geo_distance, "strftime": strftime}
 _UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_ORDER = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
 _MIRROR = {"=": "=", "!=": "!=", ">": "<", ">=": "<=", "<": ">", "<=": ">="}
 
 
@@ -397,15 +398,9 @@ def _sqlite_compare(op: str, a: Any, b: Any) -> bool:
         return equal if op == "=" else not equal
     if a is None or b is None:
         return False
-    ra, rb = _rank(a), _rank(b)
-    key_a, key_b = (ra, a) if ra == rb else (ra, 0), (rb, b) if ra == rb else (rb, 0)
-    if op == ">":
-        return bool(key_a > key_b)
-    if op == ">=":
-        return bool(key_a >= key_b)
-    if op == "<":
-        return bool(key_a < key_b)
-    return bool(key_a <= key_b)
+    if _rank(a) != _rank(b):
+        a, b = _rank(a), _rank(b)  # different types: SQLite orders numbers before text
+    return bool(_ORDER[op](a, b))
 
 
 def _like_text(value: Any) -> str:

@@ -29,7 +29,6 @@ from keel.storage.db.database import Executor
 from keel.storage.db.errors import UniqueViolationError
 
 MAX_CASCADE_DEPTH = 32
-ALL_ROWS_FILTER = RuleFilter()
 
 
 @asynccontextmanager

@@ -30,6 +30,7 @@ from keel.core.errors import (
     ValidationError,
 )
 from keel.core.request import RequestInfo
+from keel.core.rule import ALL_ROWS
 from keel.http.body import read_bytes, read_data
 from keel.http.context import get_app, request_info
 from keel.http.response import JSONResponse, error_body
@@ -70,7 +71,7 @@ async def _run_one(
         return {"status": 200, "body": record.to_json(show_hidden=show)}
     if method == "PUT" and record_id is None:
         target = str(body.get("id") or "")
-        exists = target and await actions.find_record(tx, coll, target, actions.ALL_ROWS_FILTER)
+        exists = target and await actions.find_record(tx, coll, target, ALL_ROWS)
         if exists:
             rest = {k: v for k, v in body.items() if k != "id"}
             record = await actions.update_record(app, coll, target, rest, sub, tx)
