@@ -11,8 +11,9 @@ $(BIN)/keel: pyproject.toml
 	$(BIN)/pip install --quiet -e .
 	@touch $@
 
-$(VENV)/.test-deps: $(BIN)/keel pyproject.toml
+$(VENV)/.test-deps: $(BIN)/keel pyproject.toml tests/node/package-lock.json
 	$(BIN)/pip install --quiet -e '.[test]'
+	npm ci --prefix tests/node --no-audit --no-fund
 	@touch $@
 
 ## Install Keel and serve it on 127.0.0.1:8090 with SQLite data in ./keel_data

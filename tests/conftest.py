@@ -22,6 +22,8 @@ import pytest
 from keel.core.app import App
 from keel.core.config import Config
 from keel.http.app import create_app
+from tests.oidc import oidc_provider  # noqa: F401  (fixture)
+from tests.smtp import smtp_server  # noqa: F401  (fixture)
 
 POSTGRES_URL = os.environ.get(
     "KEEL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"

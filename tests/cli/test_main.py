@@ -125,7 +125,10 @@ async def can_log_in(data_dir: Path, email: str, password: str) -> bool:
     async with open_app(data_dir) as app:
         try:
             await auth_with_password(
-                app, app.collection("_superusers"), {"identity": email, "password": password}
+                app,
+                app.collection("_superusers"),
+                {"identity": email, "password": password},
+                RequestInfo(),
             )
         except BadRequestError:
             return False

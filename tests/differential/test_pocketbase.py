@@ -831,15 +831,17 @@ async def test_batch(batch_pair: Pair) -> None:
 
 
 async def test_settings_sections(batch_pair: Pair) -> None:
-    """The meta and batch settings have the same keys, and batch the same defaults."""
+    """Shared settings sections have the same keys; batch, rate limits and proxy the same values."""
     ex = await batch_pair.get("/api/settings")
     assert ex.pb.status_code == ex.keel.status_code, ex.describe()
     pb, keel = ex.pb.json(), ex.keel.json()
     assert set(pb["meta"]) == set(keel["meta"])
-    assert pb["batch"] == keel["batch"]
+    assert set(pb["smtp"]) == set(keel["smtp"])  # no password shown by either
+    for section in ("batch", "rateLimits", "trustedProxy"):
+        assert pb[section] == keel[section], section
     # Deliberate: Keel has only the sections it implements so far.
-    assert {"meta", "batch"} == set(keel)
-    assert {"meta", "batch"} < set(pb)
+    assert {"meta", "batch", "smtp", "rateLimits", "trustedProxy"} == set(keel)
+    assert set(keel) < set(pb)
 
 
 async def test_settings_validation(batch_pair: Pair) -> None:
@@ -1036,11 +1038,29 @@ async def test_keel_refuses_text_modifier(pair: Pair) -> None:
     assert "validation_invalid_modifier" == ex.keel.json()["data"]["title"]["code"]
 
 
-@pytest.mark.parametrize("name", ["_mfas", "_otps", "_externalAuths", "_authOrigins", "users"])
+@pytest.mark.parametrize("name", ["_authOrigins", "users"])
 async def test_keel_has_no_pocketbase_system_collections_yet(pair: Pair, name: str) -> None:
-    """Deliberate (for now): PocketBase's auth-related system collections are not in Keel."""
+    """Deliberate (for now): new-device alerts (``_authOrigins``) and a default ``users``."""
     ex = await pair.get(f"/api/collections/{name}")
     assert (200, 404) == (ex.pb.status_code, ex.keel.status_code), ex.describe()
+
+
+@pytest.mark.parametrize("name", ["_mfas", "_otps", "_externalAuths"])
+async def test_auth_system_collections(pair: Pair, name: str) -> None:
+    """The auth system collections have PocketBase's id, fields and rules.
+
+    Deliberate: Keel's ``_otps`` also counts wrong codes (``attempts``).
+    """
+    ex = await pair.get(f"/api/collections/{name}")
+    assert (200, 200) == (ex.pb.status_code, ex.keel.status_code), ex.describe()
+    pb, keel = ex.pb.json(), ex.keel.json()
+    rules = ("listRule", "viewRule", "createRule", "updateRule", "deleteRule")
+    assert [pb[r] for r in rules] == [keel[r] for r in rules]
+    assert (pb["id"], pb["system"]) == (keel["id"], keel["system"])
+    keel_fields = [(f["name"], f["type"], f["hidden"]) for f in keel["fields"]]
+    extra = [("attempts", "number", True)] if name == "_otps" else []
+    pb_fields = [(f["name"], f["type"], f["hidden"]) for f in pb["fields"]]
+    assert pb_fields == [f for f in keel_fields if f not in extra]
 
 
 async def test_keel_adds_timestamps_to_new_collections(pair: Pair) -> None:

@@ -7,8 +7,11 @@ change made through any worker or node is seen by the next request anywhere.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import secrets
 from collections import OrderedDict
+from collections.abc import Coroutine
 from typing import Any, Generic, TypeVar
 
 import orjson
@@ -17,13 +20,19 @@ from keel.core.collection import Collection, collection_from_storage
 from keel.core.config import Config
 from keel.core.errors import NotFoundError
 from keel.core.events import RecordEvent
+from keel.core.mail import mailer_from_settings
 from keel.core.migrations.runner import migrate
 from keel.core.settings import load_settings
 from keel.hooks import Hook
+from keel.mailer.smtp import Mailer
 from keel.query.dialect import Dialect, dialect_of
 from keel.security.password import Passwords
 from keel.storage.db.database import Database, Executor
 from keel.storage.db.url import open_database
+
+log = logging.getLogger("keel.app")
+#: How long ``stop`` waits for background work (mail) to finish.
+STOP_GRACE_SECONDS = 10.0
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -76,6 +85,8 @@ class App:
         self.on_record_create: Hook[RecordEvent] = Hook()
         self.on_record_update: Hook[RecordEvent] = Hook()
         self.on_record_delete: Hook[RecordEvent] = Hook()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._mailer: tuple[str, Mailer | None] | None = None
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -87,7 +98,39 @@ class App:
         await self.reload()
 
     async def stop(self) -> None:
+        """Let background work finish (bounded), then close the database."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=STOP_GRACE_SECONDS)
         await self.db.close()
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` in the background; keep a reference until it ends.
+
+        Failures are logged, never raised to anyone.
+        """
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("background task failed", exc_info=t.exception())
+
+        task.add_done_callback(done)
+
+    async def idle(self) -> None:
+        """Wait until the background work started so far has finished."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
+    @property
+    def mailer(self) -> Mailer | None:
+        """The mailer for the current SMTP settings; ``None`` when SMTP is off."""
+        smtp = self.settings["smtp"]
+        key = orjson.dumps(smtp, option=orjson.OPT_SORT_KEYS).decode()
+        if self._mailer is None or self._mailer[0] != key:
+            self._mailer = (key, mailer_from_settings(smtp))
+        return self._mailer[1]
 
     # -- schema cache ---------------------------------------------------------
 

@@ -2,8 +2,9 @@
 
 A collection is built from its API JSON (:func:`collection_from_json`), checked
 against the other collections (:func:`validate_collection`), and stored as a
-row of ``_collections``. The ``type`` is ``base`` here; ``auth`` (used by the
-system ``_superusers`` collection) and ``view`` share the same model.
+row of ``_collections``. The ``type`` is ``base`` or ``auth``; auth
+collections always hold the system fields of :func:`auth_fields` and the
+options of :mod:`keel.core.auth_options`.
 """
 
 from __future__ import annotations
@@ -14,18 +15,20 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from keel.core.auth_options import default_auth_options, merge_auth_options, public_auth_options
 from keel.core.errors import FieldError, ValidationError
 from keel.core.fields.base import MAX_NAME_LENGTH, NAME_RE, Field
 from keel.core.fields.date import AutodateField
+from keel.core.fields.number import BoolField
 from keel.core.fields.registry import field_from_json
 from keel.core.fields.relation import RelationField
-from keel.core.fields.text import TextField
+from keel.core.fields.text import EmailField, PasswordField, TextField
 from keel.core.index import Index, parse_index
 
 RULES = ("listRule", "viewRule", "createRule", "updateRule", "deleteRule")
-AUTH_RULES = ("authRule", "manageRule")
+AUTH_RULES = ("authRule", "manageRule", "apiKeyRule")
 COLLECTION_TYPES = ("base", "auth", "view")
-CREATABLE_TYPES = ("base",)
+CREATABLE_TYPES = ("base", "auth")
 
 COLLECTION_NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
 COLLECTION_ID_RE = re.compile(r"^[A-Za-z0-9_]{3,100}$")
@@ -51,6 +54,36 @@ def id_field() -> TextField:
         pattern="^[a-z0-9]+$",
         autogeneratePattern="[a-z0-9]{15}",
     )
+
+
+def auth_fields() -> list[Field]:
+    """The system fields every auth collection has, with PocketBase's ids."""
+    return [
+        PasswordField(
+            "password", "password901924565", system=True, hidden=True, required=True, min=8
+        ),
+        TextField(
+            "tokenKey",
+            "text2504183744",
+            system=True,
+            hidden=True,
+            required=True,
+            min=30,
+            max=60,
+            autogeneratePattern="[a-zA-Z0-9]{50}",
+        ),
+        EmailField("email", "email3885137012", system=True, required=True),
+        BoolField("emailVisibility", "bool1547992806", system=True),
+        BoolField("verified", "bool256245529", system=True),
+    ]
+
+
+def auth_indexes(coll_id: str, name: str) -> list[str]:
+    """The unique indexes every auth collection has."""
+    return [
+        f"CREATE UNIQUE INDEX `idx_tokenKey_{coll_id}` ON `{name}` (`tokenKey`)",
+        f"CREATE UNIQUE INDEX `idx_email_{coll_id}` ON `{name}` (`email`)",
+    ]
 
 
 def default_field_id(kind: str, name: str) -> str:
@@ -107,8 +140,6 @@ class Collection:
         """The collection as the collections API shows it."""
         out: dict[str, Any] = {"id": self.id}
         out.update(self.rules)
-        if self.is_auth:
-            out.update({k: self.options.get(k) for k in AUTH_RULES})
         out.update(
             {
                 "name": self.name,
@@ -121,8 +152,7 @@ class Collection:
             }
         )
         if self.is_auth:
-            token = self.options.get("authToken") or {}
-            out["authToken"] = {"duration": token.get("duration", 0)}
+            out.update(public_auth_options(self.options))
         return out
 
     def to_storage(self) -> dict[str, Any]:
@@ -214,6 +244,10 @@ def collection_from_json(
         else:
             coll.name = name
 
+    if coll.is_auth:
+        if base is None:
+            coll.options = default_auth_options()
+        coll.options = merge_auth_options(coll.options, data, errors)
     for rule in RULES + (AUTH_RULES if coll.is_auth else ()):
         if rule in data:
             value = data[rule]
@@ -237,7 +271,43 @@ def collection_from_json(
         field_errors = _build_fields(coll, data.get("fields"), base)
         if field_errors:
             errors["fields"] = field_errors
+    if coll.is_auth:
+        _complete_auth(coll, errors)
     return coll, errors
+
+
+def _complete_auth(coll: Collection, errors: dict[str, Any]) -> None:
+    """Add the auth system fields and indexes a new auth collection lacks.
+
+    Also checks that every identity field exists and has a unique index, so a
+    password login can never match two records.
+    """
+    if not coll.id or not coll.name:
+        return
+    for fld in auth_fields():
+        if coll.field(fld.name) is None:
+            coll.fields.append(fld)
+    coll.reindex()
+    present = {idx.lower() for idx in coll.indexes}
+    for text in auth_indexes(coll.id, coll.name):
+        name = text.split("`")[1].lower()
+        if not any(name in idx for idx in present):
+            coll.indexes.append(text)
+    identity = coll.options.get("passwordAuth", {}).get("identityFields", [])
+    unique: set[str] = set()
+    for text in coll.indexes:
+        try:
+            idx = parse_index(text)
+        except ValueError:
+            continue
+        if idx.unique and len(idx.columns) == 1:
+            unique.add(idx.columns[0].name.lower())
+    for name in identity:
+        if coll.field(name) is None or name.lower() not in unique:
+            errors.setdefault("passwordAuth", {})["identityFields"] = FieldError(
+                "validation_missing_unique_index",
+                f"The identity field {name!r} must exist and have a UNIQUE index.",
+            )
 
 
 def add_timestamps(coll: Collection) -> None:

@@ -39,6 +39,16 @@ class Config:
     argon2_time_cost: int = 2
     argon2_memory_kib: int = 19456
     argon2_parallelism: int = 1
+    #: Comma-separated IPs or CIDR networks of reverse proxies whose
+    #: ``X-Forwarded-For``-style headers (named in the ``trustedProxy``
+    #: settings) are believed; the client IP is the peer address otherwise.
+    trusted_proxies: str = "127.0.0.1/32,::1/128"
+    #: Always-on limits of the auth endpoints (sign-in, OTP, reset, …), per
+    #: client IP and per identity (email, OTP id), in a moving window; 0 turns
+    #: one off. Counted per worker process until a shared store is configured.
+    auth_ip_limit: int = 30
+    auth_identity_limit: int = 10
+    auth_window_seconds: int = 60
 
     @property
     def resolved_database_url(self) -> str:

@@ -7,6 +7,7 @@ The HTTP layer turns each into PocketBase's error body
      ├── BadRequestError            400   bad_request
      │    └── ValidationError       400   validation_failed   (data: per field)
      ├── UnauthorizedError          401   unauthorized
+     │    └── MFARequiredError      401   mfa_required   (body: {"mfaId": …})
      ├── ForbiddenError             403   forbidden
      ├── NotFoundError              404   not_found
      ├── PayloadTooLargeError       413   payload_too_large
@@ -49,6 +50,19 @@ class UnauthorizedError(KeelError):
     status = 401
     code = "unauthorized"
     default_message = "The request requires valid record authorization token."
+
+
+class MFARequiredError(UnauthorizedError):
+    """The first factor succeeded; the client must finish with another method.
+
+    PocketBase answers this with a bare ``{"mfaId": …}`` body, not the error shape.
+    """
+
+    code = "mfa_required"
+
+    def __init__(self, mfa_id: str) -> None:
+        super().__init__("Multi-factor authentication is required.", {"mfaId": mfa_id})
+        self.mfa_id = mfa_id
 
 
 class ForbiddenError(KeelError):

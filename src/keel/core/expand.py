@@ -75,6 +75,7 @@ from keel.core.fields.relation import RelationField
 from keel.core.record import Record, from_row
 from keel.core.request import RequestInfo
 from keel.core.rule import RuleFilter, rule_filter
+from keel.core.visibility import record_json
 from keel.query.dialect import Dialect, dialect_of
 from keel.storage.db.database import Executor
 
@@ -200,7 +201,6 @@ class _Expander:
     def __init__(self, app: App, info: RequestInfo) -> None:
         self.app = app
         self.info = info
-        self.show_hidden = info.auth.is_superuser
         self._rules: dict[str, RuleFilter | None] = {}
 
     def view_rule(self, coll: Collection) -> RuleFilter | None:
@@ -305,7 +305,7 @@ class _Expander:
                     for rid in ids:
                         if rid not in node.found:
                             related = rows.by_id[rid]
-                            item = related.to_json(show_hidden=self.show_hidden)
+                            item = record_json(related, self.info.auth)
                             node.found[rid] = (related, item)
                 level.append((bound.target, list(node.found.values()), node.children))
 

@@ -54,8 +54,15 @@ async def apply_body(
     creating: bool,
     message: str,
     passwords: Passwords,
+    manager: bool = True,
 ) -> set[str]:
     """Apply ``body`` to ``record`` in place and validate the result.
+
+    Args:
+        manager: for auth collections, whether the caller may manage the record
+            (superuser or ``manageRule``). Others cannot set ``verified``,
+            change ``email`` (that goes through request-email-change) or change
+            ``password`` without the right ``oldPassword``.
 
     Returns:
         The names of the fields the body changed.
@@ -68,13 +75,7 @@ async def apply_body(
     modifiers: list[tuple[str, str, Any]] = []
     if coll.is_auth:
         body = dict(body)
-        confirm = body.pop("passwordConfirm", None)
-        if "password" in body and confirm != body["password"]:
-            errors["passwordConfirm"] = (
-                FieldError("validation_required", "Cannot be blank.")
-                if confirm in (None, "")
-                else FieldError("validation_values_mismatch", "Values don't match.")
-            )
+        await _guard_auth_fields(coll, record, body, creating, manager, passwords, errors)
     for key, value in body.items():
         if key in IGNORED_KEYS:
             continue
@@ -152,6 +153,51 @@ async def apply_body(
         if fld.type == "password" and fld.name in changed and record.data.get(fld.name):
             record.data[fld.name] = await passwords.hash(record.data[fld.name])
     return changed
+
+
+MISMATCH = "Values don't match."
+
+
+async def _guard_auth_fields(
+    coll: Collection,
+    record: Record,
+    body: dict[str, Any],
+    creating: bool,
+    manager: bool,
+    passwords: Passwords,
+    errors: dict[str, Any],
+) -> None:
+    """Take the auth-only keys out of ``body`` and refuse what the caller may not set."""
+    confirm = body.pop("passwordConfirm", None)
+    old_password = body.pop("oldPassword", None)
+    body.pop("tokenKey", None)  # server-managed: generated, renewed on password change
+    if "password" in body and confirm != body["password"]:
+        errors["passwordConfirm"] = (
+            FieldError("validation_required", "Cannot be blank.")
+            if confirm in (None, "")
+            else FieldError("validation_values_mismatch", MISMATCH)
+        )
+    if manager:
+        return
+    for name in ("verified", "email"):
+        if name not in body or (name == "email" and creating):
+            continue
+        fld = coll.field(name)
+        assert fld is not None
+        try:
+            value = fld.normalize(body[name])
+        except FieldError:
+            continue  # reported with the other values
+        if value != record.data.get(name, fld.zero()):
+            errors[name] = FieldError("validation_values_mismatch", MISMATCH)
+    if "password" in body and not creating:
+        stored = str(record.data.get("password", ""))
+        if not isinstance(old_password, str) or old_password == "":
+            errors["oldPassword"] = FieldError("validation_required", "Cannot be blank.")
+        elif not await passwords.verify(old_password, stored):
+            errors["oldPassword"] = FieldError(
+                "validation_invalid_old_password", "Missing or invalid old password."
+            )
 
 
 def blank_record(coll: Collection) -> Record:

@@ -10,16 +10,51 @@ if TYPE_CHECKING:
     from keel.core.record import Record
 
 
+#: Record operations an API key scope can grant.
+ACTIONS = ("list", "view", "create", "update", "delete")
+
+
 @dataclass(frozen=True, slots=True)
 class Auth:
-    """The authenticated caller, or nobody."""
+    """The authenticated caller, or nobody.
+
+    Attributes:
+        record, collection: the auth record acting, and its collection.
+        scopes: for an API key, the ``<collection>:<action>`` pairs it grants
+            (``*`` matches any collection, a bare ``*`` grants everything the
+            creator has); ``None`` for a token or nobody.
+        api_key: the id of the API key used, if any.
+        system: Keel itself acting (internal writes), with superuser rights.
+    """
 
     record: Record | None = None
     collection: Collection | None = None
+    scopes: frozenset[str] | None = None
+    api_key: str = ""
+    system: bool = False
+    #: False for impersonation tokens, which cannot be refreshed.
+    refreshable: bool = True
 
     @property
     def is_superuser(self) -> bool:
+        if self.system:
+            return True
         return self.collection is not None and self.collection.name == "_superusers"
+
+    @property
+    def unrestricted(self) -> bool:
+        """Not limited by API key scopes."""
+        return self.scopes is None or "*" in self.scopes
+
+    def allows(self, collection: Collection, action: str) -> bool:
+        """Whether the key scopes (if any) cover ``action`` on ``collection``."""
+        if self.unrestricted:
+            return True
+        assert self.scopes is not None
+        return bool(
+            {f"{collection.name}:{action}", f"{collection.id}:{action}", f"*:{action}"}
+            & self.scopes
+        )
 
     @property
     def id(self) -> str:
@@ -27,6 +62,7 @@ class Auth:
 
 
 ANONYMOUS = Auth()
+SYSTEM = Auth(system=True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,13 @@ if TYPE_CHECKING:
     from keel.core.app import App
 
 SUPERUSERS_ONLY = "Only superusers can perform this action."
+RULE_ACTIONS = {
+    "listRule": "list",
+    "viewRule": "view",
+    "createRule": "create",
+    "updateRule": "update",
+    "deleteRule": "delete",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,8 +127,12 @@ def rule_filter(app: App, coll: Collection, rule_name: str, info: RequestInfo) -
     """The condition ``info`` must meet under ``coll``'s ``rule_name`` rule.
 
     Raises:
-        ForbiddenError: the rule is ``null`` and the caller is no superuser.
+        ForbiddenError: the rule is ``null`` and the caller is no superuser,
+            or the caller's API key has no scope for this operation.
     """
+    action = RULE_ACTIONS.get(rule_name)
+    if action is not None and not info.auth.allows(coll, action):
+        raise ForbiddenError("The API key has no scope for this action.")
     if info.auth.is_superuser:
         return ALL_ROWS
     rule = coll.rules.get(rule_name) if rule_name in coll.rules else coll.options.get(rule_name)
@@ -162,7 +173,7 @@ def filter_condition(app: App, coll: Collection, text: str, info: RequestInfo) -
         raise BadRequestError(f"Invalid filter: {exc.message}") from exc
 
 
-def rule_errors(app: App, coll: Collection, schema: list[Collection]) -> dict[str, FieldError]:
+def rule_errors(app: App, coll: Collection, schema: list[Collection]) -> dict[str, Any]:
     """Per-rule errors of ``coll``'s rules compiled against ``schema`` (which includes it)."""
     by_id = {c.id: c for c in schema}
     by_id[coll.id] = coll
@@ -171,8 +182,11 @@ def rule_errors(app: App, coll: Collection, schema: list[Collection]) -> dict[st
     def lookup(key: str) -> Collection | None:
         return by_id.get(key) or by_name.get(key.lower())
 
-    errors: dict[str, FieldError] = {}
-    for name, text in {**coll.rules, **{k: coll.options.get(k) for k in AUTH_RULES}}.items():
+    errors: dict[str, Any] = {}
+    rules = {**coll.rules, **{k: coll.options.get(k) for k in AUTH_RULES}}
+    if coll.is_auth:
+        rules["mfa.rule"] = (coll.options.get("mfa") or {}).get("rule")
+    for name, text in rules.items():
         if not text or not text.strip():
             continue
         try:
@@ -180,5 +194,9 @@ def rule_errors(app: App, coll: Collection, schema: list[Collection]) -> dict[st
                 app, coll, text, RequestInfo(), app.dialect, allow_hidden=True, lookup=lookup
             )
         except FilterError as exc:
-            errors[name] = FieldError("validation_invalid_rule", f"Invalid rule. {exc.message}")
+            error = FieldError("validation_invalid_rule", f"Invalid rule. {exc.message}")
+            if name == "mfa.rule":
+                errors["mfa"] = {"rule": error}
+            else:
+                errors[name] = error
     return errors

@@ -28,6 +28,8 @@ class Key:
     required: bool = False
     minimum: int | None = None
     check: Callable[[Any], FieldError | None] | None = None
+    #: Never shown by the API (passwords); an empty value sent keeps the stored one.
+    secret: bool = False
 
 
 def _matches(
@@ -39,6 +41,53 @@ def _matches(
         return None
 
     return check
+
+
+_AUTH_METHOD = re.compile(r"^(PLAIN|LOGIN)$")
+#: Rate limit audiences: everyone, guests only, authenticated callers only.
+AUDIENCES = ("", "@guest", "@auth")
+#: PocketBase's default rules; labels are a path prefix, optionally after a
+#: method (``POST /api/…``), or ``*:<action>`` / ``<collection>:<action>`` with
+#: an action of auth, create, list, view, update or delete.
+DEFAULT_RATE_RULES: list[dict[str, Any]] = [
+    {"label": "*:auth", "audience": "", "duration": 3, "maxRequests": 2},
+    {"label": "*:create", "audience": "", "duration": 5, "maxRequests": 20},
+    {"label": "/api/batch", "audience": "", "duration": 1, "maxRequests": 3},
+    {"label": "/api/", "audience": "", "duration": 10, "maxRequests": 300},
+]
+_LABEL = re.compile(
+    r"^((GET|POST|PATCH|PUT|DELETE|HEAD) )?/\S*$"
+    r"|^[A-Za-z0-9_*]+:(auth|create|list|view|update|delete)$"
+)
+
+
+def _check_strings(value: Any) -> FieldError | None:
+    if not all(isinstance(v, str) and v for v in value):
+        return FieldError("validation_invalid_value", "Must be a list of non-empty strings.")
+    return None
+
+
+def _check_rate_rules(value: Any) -> FieldError | None:
+    for rule in value:
+        if (
+            not isinstance(rule, dict)
+            or set(rule) - {"label", "audience", "duration", "maxRequests"}
+            or not isinstance(rule.get("label"), str)
+            or not _LABEL.match(rule["label"])
+            or rule.get("audience", "") not in AUDIENCES
+            or not _positive_int(rule.get("duration"))
+            or not _positive_int(rule.get("maxRequests"))
+        ):
+            return FieldError(
+                "validation_invalid_rate_limit_rule",
+                "Each rule needs a label (path or <collection>:<action>), an audience "
+                "('', '@guest' or '@auth') and positive duration and maxRequests.",
+            )
+    return None
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 SCHEMA: dict[str, dict[str, Key]] = {
@@ -63,6 +112,29 @@ SCHEMA: dict[str, dict[str, Key]] = {
             "#1055c9",
             check=_matches(_COLOR, "Must be a valid hex color.", "validation_invalid_color"),
         ),
+    },
+    "smtp": {
+        "enabled": Key(bool, False),
+        "host": Key(str, "smtp.example.com"),
+        "port": Key(int, 587, minimum=1),
+        "username": Key(str, ""),
+        "password": Key(str, "", secret=True),
+        "authMethod": Key(
+            str,
+            "",
+            check=_matches(_AUTH_METHOD, "Must be PLAIN or LOGIN.", "validation_in_invalid"),
+        ),
+        "tls": Key(bool, False),
+        "localName": Key(str, ""),
+    },
+    "rateLimits": {
+        "enabled": Key(bool, False),
+        "rules": Key(list, DEFAULT_RATE_RULES, check=_check_rate_rules),
+        "excludedIPs": Key(list, [], check=_check_strings),
+    },
+    "trustedProxy": {
+        "headers": Key(list, [], check=_check_strings),
+        "useLeftmostIP": Key(bool, False),
     },
     "batch": {
         "enabled": Key(bool, False),
@@ -105,11 +177,13 @@ def merge_settings(current: dict[str, Any], patch: Any) -> dict[str, Any]:
             if spec is None:
                 section_errors[key] = FieldError("validation_unknown_setting", "Unknown setting.")
                 continue
+            if spec.secret and value == "":
+                continue  # the API never shows secrets, so clients send them back blank
             problem = _check(spec, value)
             if problem is not None:
                 section_errors[key] = problem
             else:
-                result[section][key] = value
+                result[section][key] = copy.deepcopy(value)
         if section_errors:
             errors[section] = section_errors
     if errors:
@@ -142,3 +216,13 @@ def load_settings(stored: dict[str, Any] | None) -> dict[str, Any]:
         if section in result and isinstance(values, dict):
             result[section].update({k: v for k, v in values.items() if k in result[section]})
     return result
+
+
+def public_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """The settings as the API shows them: secrets left out."""
+    out = copy.deepcopy(settings)
+    for section, keys in SCHEMA.items():
+        for key, spec in keys.items():
+            if spec.secret:
+                out.get(section, {}).pop(key, None)
+    return out

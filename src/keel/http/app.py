@@ -8,12 +8,14 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
 from keel.core.app import App
 from keel.core.config import Config, load_config
 from keel.core.errors import KeelError
+from keel.http.rate_limit import Limits, RateLimitMiddleware
 from keel.http.response import JSONResponse, error_body, error_response
 from keel.http.routes import auth, batch, collections, records, settings
 from keel.storage.db.errors import (
@@ -89,9 +91,11 @@ def create_app(keel: App) -> Starlette:
             DatabaseBusyError: _storage_error,
             Exception: _unexpected,
         },
+        middleware=[Middleware(RateLimitMiddleware)],
         lifespan=lifespan,
     )
     app.state.keel = keel
+    app.state.limits = Limits(keel.config.trusted_proxies)
     return app
 
 

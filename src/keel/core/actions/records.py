@@ -24,6 +24,7 @@ from keel.core.record_form import apply_body, blank_record
 from keel.core.request import RequestInfo
 from keel.core.rule import RuleFilter, filter_condition, rule_filter
 from keel.core.sort import sort_clause
+from keel.core.visibility import records_json
 from keel.query.dialect import dialect_of
 from keel.storage.db.database import Executor
 from keel.storage.db.errors import UniqueViolationError
@@ -63,7 +64,6 @@ async def list_records(
     rule = rule_filter(app, coll, "listRule", info) & filter_condition(
         app, coll, params.filter, info
     )
-    show_hidden = info.auth.is_superuser
     db = app.db
     order, order_params = sort_clause(app, coll, params.sort, info)
     where, bound = _where(rule)
@@ -79,7 +79,7 @@ async def list_records(
         count_sql = f"SELECT COUNT(*) FROM {dialect_of(db).quote(coll.name)}{where}"
         rows, total = await asyncio.gather(page_query, _count(app, count_sql, bound))
     records = [from_row(coll, r) for r in rows]
-    items = [r.to_json(show_hidden=show_hidden) for r in records]
+    items = await records_json(app, coll, records, info)
     return page_json(params, items, total), records
 
 
@@ -185,9 +185,18 @@ def _values(coll: Collection, record: Record) -> list[Any]:
 
 
 async def create_record(
-    app: App, coll: Collection, body: dict[str, Any], info: RequestInfo, tx: Executor | None = None
+    app: App,
+    coll: Collection,
+    body: dict[str, Any],
+    info: RequestInfo,
+    tx: Executor | None = None,
+    *,
+    trusted: bool = False,
 ) -> Record:
     """Validate and insert a record, then check the create rule on it.
+
+    ``trusted`` lets Keel's own flows (OAuth2 sign-up) set the auth fields
+    only a manager may set, while the create rule still applies to ``info``.
 
     Raises:
         ForbiddenError: the create rule is superusers-only.
@@ -197,8 +206,25 @@ async def create_record(
     message = "Failed to create record."
     rule = rule_filter(app, coll, "createRule", info)
     record = blank_record(coll)
+    # Setting ``verified`` on create takes a manager; with a manageRule that is
+    # checked against the inserted record, before the commit.
+    manage_rule = coll.options.get("manageRule") if coll.is_auth else None
+    check_manager = (
+        coll.is_auth
+        and not info.auth.is_superuser
+        and manage_rule is not None
+        and bool(body.get("verified"))
+        and not trusted
+    )
+    manager = trusted or info.auth.is_superuser or check_manager or not coll.is_auth
     changed = await apply_body(
-        coll, record, body, creating=True, message=message, passwords=app.passwords
+        coll,
+        record,
+        body,
+        creating=True,
+        message=message,
+        passwords=app.passwords,
+        manager=manager,
     )
     if coll.is_auth:
         record.data["tokenKey"] = generate("[a-zA-Z0-9]{50}")
@@ -217,6 +243,11 @@ async def create_record(
                 raise _unique_error(coll, exc, message) from exc
             if not rule.unrestricted and await find_record(ex, coll, e.record.id, rule) is None:
                 raise BadRequestError(message)
+            if check_manager:
+                manage = rule_filter(app, coll, "manageRule", info)
+                if await find_record(ex, coll, e.record.id, manage) is None:
+                    mismatch = FieldError("validation_values_mismatch", "Values don't match.")
+                    raise ValidationError(message, {"verified": mismatch})
 
         await app.on_record_create.trigger(RecordEvent(coll, record, info, ex), insert)
     return record
@@ -229,8 +260,13 @@ async def update_record(
     body: dict[str, Any],
     info: RequestInfo,
     tx: Executor | None = None,
+    *,
+    renew_key: bool = False,
 ) -> Record:
     """Apply a body to an existing record the caller may update.
+
+    ``renew_key`` renews an auth record's ``tokenKey`` (signing out every
+    token); a password change always does.
 
     Raises:
         ForbiddenError: the update rule is superusers-only.
@@ -243,10 +279,17 @@ async def update_record(
         record = await find_record(ex, coll, record_id, rule)
         if record is None:
             raise NotFoundError()
+        manager = not coll.is_auth or await _can_manage(app, ex, coll, record, info)
         changed = await apply_body(
-            coll, record, body, creating=False, message=message, passwords=app.passwords
+            coll,
+            record,
+            body,
+            creating=False,
+            message=message,
+            passwords=app.passwords,
+            manager=manager,
         )
-        if coll.is_auth and "password" in changed:
+        if coll.is_auth and ("password" in changed or renew_key):
             record.data["tokenKey"] = generate("[a-zA-Z0-9]{50}")
         await _check_relations(ex, app, coll, record, changed, message)
 
@@ -263,6 +306,18 @@ async def update_record(
 
         await app.on_record_update.trigger(RecordEvent(coll, record, info, ex), update)
     return record
+
+
+async def _can_manage(
+    app: App, ex: Executor, coll: Collection, record: Record, info: RequestInfo
+) -> bool:
+    """Superusers, and callers the auth collection's ``manageRule`` matches."""
+    if info.auth.is_superuser:
+        return True
+    if coll.options.get("manageRule") is None or info.auth.record is None:
+        return False
+    manage = rule_filter(app, coll, "manageRule", info)
+    return await find_record(ex, coll, record.id, manage) is not None
 
 
 async def delete_record(

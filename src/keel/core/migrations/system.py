@@ -6,13 +6,18 @@ in ``_migrations`` once it ran. Never edit a released migration; add one.
 
 from __future__ import annotations
 
+import secrets
+import zlib
 from collections.abc import Awaitable, Callable
 
 import orjson
 
+from keel.core.auth_options import default_auth_options
 from keel.core.collection import Collection, id_field
-from keel.core.fields.date import AutodateField, now_text
-from keel.core.fields.number import BoolField
+from keel.core.fields.base import Field
+from keel.core.fields.date import AutodateField, DateField, now_text
+from keel.core.fields.json import JSONField
+from keel.core.fields.number import BoolField, NumberField
 from keel.core.fields.text import EmailField, PasswordField, TextField
 from keel.core.schema import create_table
 from keel.core.settings import default_settings
@@ -107,6 +112,142 @@ async def init(tx: Executor) -> None:
     )
 
 
+OWNER_RULE = (
+    "@request.auth.id != '' && recordRef = @request.auth.id && "
+    "collectionRef = @request.auth.collectionId"
+)
+
+
+def _text(name: str, *, hidden: bool = False, required: bool = True, max: int = 0) -> TextField:
+    return TextField(name, system=True, hidden=hidden, required=required, max=max)
+
+
+def _owner_index(name: str) -> str:
+    return (
+        f"CREATE INDEX `idx_{name}_collectionRef_recordRef` ON `_{name}` (collectionRef, recordRef)"
+    )
+
+
+def _system_collection(
+    coll_id: str, name: str, fields: list[Field], indexes: list[str], delete_rule: str | None
+) -> Collection:
+    now = now_text()
+    all_fields: list[Field] = [
+        id_field(),
+        _text("collectionRef"),
+        _text("recordRef"),
+        *fields,
+        AutodateField("created", system=True, onCreate=True, onUpdate=False),
+        AutodateField("updated", system=True, onCreate=True, onUpdate=True),
+    ]
+    for fld in all_fields:
+        if not fld.id:
+            fld.id = f"{fld.type}{zlib.crc32(fld.name.encode())}"
+    return Collection(
+        id=coll_id,
+        name=name,
+        type="base",
+        system=True,
+        fields=all_fields,
+        indexes=indexes,
+        rules={
+            "listRule": OWNER_RULE,
+            "viewRule": OWNER_RULE,
+            "createRule": None,
+            "updateRule": None,
+            "deleteRule": delete_rule,
+        },
+        created=now,
+        updated=now,
+    )
+
+
+def auth_system_collections() -> list[Collection]:
+    """One-time passwords, pending MFA, OAuth2 links and API keys."""
+    return [
+        _system_collection(
+            "pbc_1638494021",
+            "_otps",
+            [
+                PasswordField("password", system=True, hidden=True, required=True, min=0),
+                _text("sentTo", hidden=True, required=False),
+                NumberField("attempts", system=True, hidden=True, onlyInt=True, min=0),
+            ],
+            [_owner_index("otps")],
+            None,
+        ),
+        _system_collection(
+            "pbc_2279338944",
+            "_mfas",
+            [_text("method")],
+            [_owner_index("mfas")],
+            None,
+        ),
+        _system_collection(
+            "pbc_2281828961",
+            "_externalAuths",
+            [_text("provider"), _text("providerId")],
+            [
+                "CREATE UNIQUE INDEX `idx_externalAuths_record_provider` ON `_externalAuths` "
+                "(collectionRef, recordRef, provider)",
+                "CREATE UNIQUE INDEX `idx_externalAuths_collection_provider` ON `_externalAuths` "
+                "(collectionRef, provider, providerId)",
+            ],
+            OWNER_RULE,
+        ),
+        _system_collection(
+            "pbc_keel_apikeys",
+            "_apiKeys",
+            [
+                _text("name", max=100),
+                JSONField("scopes", system=True, maxSize=20000),
+                _text("hash", hidden=True),
+                DateField("expires", system=True),
+            ],
+            [_owner_index("apiKeys")],
+            OWNER_RULE,
+        ),
+    ]
+
+
+async def _insert_collection(tx: Executor, coll: Collection) -> None:
+    for stmt in create_table(dialect_of(tx), coll):
+        await tx.execute(stmt)
+    await tx.execute(
+        "INSERT INTO _collections (id, name, type, system, data, created, updated) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            coll.id,
+            coll.name,
+            coll.type,
+            True,
+            orjson.dumps(coll.to_storage()).decode(),
+            coll.created,
+            coll.updated,
+        ),
+    )
+
+
+async def auth(tx: Executor) -> None:
+    """Complete ``_superusers``' auth options; add the auth system collections."""
+    row = await tx.fetch_one("SELECT data FROM _collections WHERE id = ?", (SUPERUSERS_ID,))
+    assert row is not None
+    data = orjson.loads(row[0])
+    options = default_auth_options()
+    options.update(data.get("options", {}))
+    options["authRule"] = ""
+    options["manageRule"] = None
+    data["options"] = options
+    await tx.execute(
+        "UPDATE _collections SET data = ? WHERE id = ?",
+        (orjson.dumps(data).decode(), SUPERUSERS_ID),
+    )
+    for coll in auth_system_collections():
+        await _insert_collection(tx, coll)
+    await tx.execute("UPDATE _params SET value = ? WHERE id = 'version'", (secrets.token_hex(8),))
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_init", init),
+    ("0002_auth", auth),
 ]

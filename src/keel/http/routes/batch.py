@@ -31,6 +31,7 @@ from keel.core.errors import (
 )
 from keel.core.request import RequestInfo
 from keel.core.rule import ALL_ROWS
+from keel.core.visibility import record_json
 from keel.http.body import read_bytes, read_data
 from keel.http.context import get_app, request_info
 from keel.http.response import JSONResponse, error_body
@@ -62,13 +63,12 @@ async def _run_one(
     sub = RequestInfo(
         auth=info.auth, method=method, query={}, headers=info.headers, body=body, context="batch"
     )
-    show = info.auth.is_superuser
     if method == "POST" and record_id is None:
         record = await actions.create_record(app, coll, body, sub, tx)
-        return {"status": 200, "body": record.to_json(show_hidden=show)}
+        return {"status": 200, "body": record_json(record, info.auth)}
     if method == "PATCH" and record_id is not None:
         record = await actions.update_record(app, coll, record_id, body, sub, tx)
-        return {"status": 200, "body": record.to_json(show_hidden=show)}
+        return {"status": 200, "body": record_json(record, info.auth)}
     if method == "PUT" and record_id is None:
         target = str(body.get("id") or "")
         exists = target and await actions.find_record(tx, coll, target, ALL_ROWS)
@@ -77,7 +77,7 @@ async def _run_one(
             record = await actions.update_record(app, coll, target, rest, sub, tx)
         else:
             record = await actions.create_record(app, coll, body, sub, tx)
-        return {"status": 200, "body": record.to_json(show_hidden=show)}
+        return {"status": 200, "body": record_json(record, info.auth)}
     if method == "DELETE" and record_id is not None:
         await actions.delete_record(app, coll, record_id, sub, tx)
         return {"status": 204}

@@ -19,7 +19,7 @@ async def require_superuser(request: Request) -> None:
     info = await request_info(request)
     if info.auth.record is None:
         raise UnauthorizedError()
-    if not info.auth.is_superuser:
+    if not info.auth.is_superuser or not info.auth.unrestricted:
         raise ForbiddenError("The authorized record is not allowed to perform this action.")
 
 

@@ -19,6 +19,7 @@ from keel.core.expand import expand_records
 from keel.core.projection import Projection, parse_fields, project, project_page
 from keel.core.record import Record
 from keel.core.request import RequestInfo
+from keel.core.visibility import records_json
 from keel.http.body import read_data
 from keel.http.context import get_app, request_info
 from keel.http.response import JSONResponse, cacheable_json
@@ -28,7 +29,7 @@ async def present(
     app: App, coll: Collection, record: Record, info: RequestInfo, projection: Projection | None
 ) -> Any:
     """One record as the caller may see it, expanded and projected."""
-    item = record.to_json(show_hidden=info.auth.is_superuser)
+    item = (await records_json(app, coll, [record], info))[0]
     expand = info.query.get("expand", "")
     if expand:
         await expand_records(app, coll, [record], [item], expand, info)

@@ -8,16 +8,17 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from keel.core.fields.date import now_text
-from keel.core.settings import merge_settings
+from keel.core.settings import merge_settings, public_settings
 from keel.http.body import read_json
 from keel.http.context import get_app, request_info
+from keel.http.rate_limit import request_ip
 from keel.http.response import JSONResponse
 from keel.http.routes.collections import require_superuser
 
 
 async def view_settings(request: Request) -> Response:
     await require_superuser(request)
-    return JSONResponse(get_app(request).settings)
+    return JSONResponse(public_settings(get_app(request).settings))
 
 
 async def update_settings(request: Request) -> Response:
@@ -32,17 +33,16 @@ async def update_settings(request: Request) -> Response:
         )
         await app.bump_version(tx)
     await app.reload()
-    return JSONResponse(app.settings)
+    return JSONResponse(public_settings(app.settings))
 
 
 async def health(request: Request) -> Response:
     info = await request_info(request)
     data = {}
     if info.auth.is_superuser:
-        client = request.client
         data = {
             "canBackup": False,
-            "realIP": client.host if client else "",
+            "realIP": request_ip(request),
             "possibleProxyHeader": "",
         }
     return JSONResponse({"message": "API is healthy.", "code": 200, "data": data})
