@@ -23,6 +23,7 @@ from keel.core.app import App
 from keel.core.config import Config
 from keel.http.app import create_app
 from tests.oidc import oidc_provider  # noqa: F401  (fixture)
+from tests.s3 import s3_server  # noqa: F401  (fixture)
 from tests.smtp import smtp_server  # noqa: F401  (fixture)
 
 POSTGRES_URL = os.environ.get(

@@ -486,3 +486,50 @@ async def test_impersonate(client: httpx.AsyncClient, su: dict[str, str]) -> Non
         "/api/collections/users/auth-refresh", headers={"Authorization": token}
     )
     assert 403 == refresh.status_code
+
+
+async def test_templates_are_editable(
+    client: httpx.AsyncClient, su: dict[str, str], smtp_server: SMTPServer
+) -> None:
+    """A collection's own template and the sender settings shape the mail; values are escaped."""
+    template = {
+        "subject": "Welcome to {APP_NAME}",
+        "body": "<p>Hi {RECORD:username}, open {APP_URL}/verify/{TOKEN}</p>",
+    }
+    await make_users(client, su, verificationTemplate=template)
+    await use_smtp(client, su, smtp_server)
+    meta = {"appName": "Shop", "senderName": "Shop Team", "senderAddress": "team@shop.test"}
+    await client.patch("/api/settings", json={"meta": meta}, headers=su)
+    await register(client, "t@example.com", username="<b>tom</b>")
+    await client.post(
+        "/api/collections/users/request-verification", json={"email": "t@example.com"}
+    )
+    mail = await smtp_server.wait_for()
+    assert "Welcome to Shop" == mail.subject
+    assert "Hi &lt;b&gt;tom&lt;/b&gt;, open http://localhost:8090/verify/" in mail.html
+    assert "team@shop.test" == mail.envelope_from
+    assert "Shop Team" in str(mail.message["From"])
+
+
+async def test_deleting_a_record_deletes_its_auth_rows(
+    client: httpx.AsyncClient, su: dict[str, str], app: App
+) -> None:
+    """Deleting an auth record (or its collection) deletes its OTPs, MFA sessions and API keys."""
+    await make_users(client, su, otp={"enabled": True}, mfa={"enabled": True}, apiKeyRule="")
+    record = await register(client, "gone@example.com")
+    await register(client, "kept@example.com")
+    for email in ("gone@example.com", "kept@example.com"):
+        await client.post("/api/collections/users/request-otp", json={"email": email})
+        assert 401 == (await login(client, email)).status_code  # leaves an _mfas row
+
+    async def count(table: str) -> int:
+        row = await app.db.fetch_one(f'SELECT COUNT(*) FROM "{table}"')
+        assert row is not None
+        return int(row[0])
+
+    assert (2, 2) == (await count("_otps"), await count("_mfas"))
+    deleted = await client.delete(f"/api/collections/users/records/{record['id']}", headers=su)
+    assert 204 == deleted.status_code
+    assert (1, 1) == (await count("_otps"), await count("_mfas"))
+    assert 204 == (await client.delete("/api/collections/users", headers=su)).status_code
+    assert (0, 0) == (await count("_otps"), await count("_mfas"))

@@ -19,6 +19,7 @@ from keel.core.actions.collections import import_collections
 from keel.core.app import App
 from keel.core.config import Config, load_config
 from keel.core.errors import KeelError
+from keel.core.files import collect_garbage
 from keel.core.migrations.runner import migrate as run_migrations
 from keel.core.request import Auth, RequestInfo
 
@@ -35,8 +36,10 @@ superuser = typer.Typer(help="Manage superusers (administrators).", no_args_is_h
 schema = typer.Typer(
     help="Collections as code: export and apply YAML or JSON.", no_args_is_help=True
 )
+files = typer.Typer(help="Record files in the file storage.", no_args_is_help=True)
 cli.add_typer(superuser, name="superuser")
 cli.add_typer(schema, name="schema")
+cli.add_typer(files, name="files")
 console = Console()
 
 DirOption = Annotated[
@@ -291,6 +294,27 @@ def schema_apply(
 
     changes = _with_app(_config(data_dir), run)
     console.print("\n".join(changes) if changes else "No changes.")
+
+
+@files.command("gc")
+def files_gc(
+    data_dir: DirOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only list what would be deleted.")
+    ] = False,
+) -> None:
+    """Delete stored files no record names any more (older than an hour).
+
+    They are left behind only when a process stops between storing an upload
+    and saving its record, or when deleting a replaced file failed.
+    """
+
+    async def run(app: App) -> list[str]:
+        return await collect_garbage(app, dry_run=dry_run)
+
+    removed = _with_app(_config(data_dir), run)
+    verb = "Would delete" if dry_run else "Deleted"
+    console.print("\n".join(f"{verb} {key}" for key in removed) or "No orphan files.")
 
 
 def main() -> None:

@@ -29,6 +29,7 @@ from keel.query.dialect import Dialect, dialect_of
 from keel.security.password import Passwords
 from keel.storage.db.database import Database, Executor
 from keel.storage.db.url import open_database
+from keel.storage.files.storage import FileStorage, open_file_storage
 
 log = logging.getLogger("keel.app")
 #: How long ``stop`` waits for background work (mail) to finish.
@@ -73,6 +74,7 @@ class App:
             sqlite_synchronous=config.sqlite_synchronous,
             statement_timeout_ms=config.statement_timeout_ms,
         )
+        self.files: FileStorage = open_file_storage(config.resolved_storage_url)
         self.passwords = Passwords(
             config.argon2_time_cost, config.argon2_memory_kib, config.argon2_parallelism
         )
@@ -101,6 +103,7 @@ class App:
         """Let background work finish (bounded), then close the database."""
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=STOP_GRACE_SECONDS)
+        await self.files.close()
         await self.db.close()
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:

@@ -27,8 +27,16 @@ class Config:
     http: str = "127.0.0.1:8090"
     #: Worker processes; 0 means one per CPU core.
     workers: int = 0
-    #: Largest accepted request body, in bytes.
+    #: Largest accepted request body, in bytes (JSON and forms without files).
     max_body_size: int = DEFAULT_MAX_BODY_SIZE
+    #: Largest accepted multipart body with files, in bytes; each file is also
+    #: limited by its field's ``maxSize``. Files stream to temporary disk
+    #: files, never whole into memory.
+    max_upload_size: int = 8 << 30
+    #: Where record files live: empty means the folder ``<data_dir>/storage``;
+    #: or ``s3://KEY:SECRET@bucket/prefix?endpoint=…&region=…`` for
+    #: S3-compatible object storage.
+    storage_url: str = ""
     #: SQLite ``synchronous`` setting: FULL (durable on power loss) or NORMAL.
     sqlite_synchronous: str = "FULL"
     #: Time budget of one SQL statement, in milliseconds; past it the request
@@ -55,6 +63,10 @@ class Config:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{Path(self.data_dir) / 'data.db'}"
+
+    @property
+    def resolved_storage_url(self) -> str:
+        return self.storage_url or str(Path(self.data_dir) / "storage")
 
     @property
     def resolved_workers(self) -> int:

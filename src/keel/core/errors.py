@@ -84,9 +84,15 @@ class PayloadTooLargeError(KeelError):
 
 
 class TooManyRequestsError(KeelError):
+    """A rate limit refused the request; ``retry_after`` seconds until it may retry."""
+
     status = 429
     code = "too_many_requests"
     default_message = "Too Many Requests."
+
+    def __init__(self, retry_after: int = 1) -> None:
+        super().__init__()
+        self.retry_after = max(int(retry_after), 1)
 
 
 class ServiceUnavailableError(KeelError):

@@ -158,7 +158,9 @@ def filter_condition(app: App, coll: Collection, text: str, info: RequestInfo) -
     if text == "":
         return ALL_ROWS  # a blank (but present) filter is a syntax error, as in PocketBase
     try:
-        superuser = info.auth.is_superuser
+        # A scoped API key filters like a regular user: no @collection, no
+        # hidden fields, related rules apply, so it cannot probe other data.
+        superuser = info.auth.is_superuser and info.auth.unrestricted
         return compile_expression(
             app,
             coll,

@@ -51,9 +51,16 @@ def issue_token(
     return jwt_tokens.issue(payload, _key(coll, record, kind), duration or default_duration)
 
 
-def issue_auth_token(coll: Collection, record: Record, duration: int | None = None) -> str:
-    """An auth token; refreshable unless it has a custom duration (impersonation)."""
-    return issue_token(coll, record, "auth", {"refreshable": duration is None}, duration)
+def issue_auth_token(
+    coll: Collection, record: Record, duration: int | None = None, *, refreshable: bool = True
+) -> str:
+    """An auth token; impersonation tokens are not ``refreshable``.
+
+    Args:
+        duration: seconds of validity; the collection's ``authToken`` setting
+            when omitted or 0.
+    """
+    return issue_token(coll, record, "auth", {"refreshable": refreshable}, duration or None)
 
 
 async def verify_token(

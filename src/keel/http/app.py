@@ -17,7 +17,7 @@ from keel.core.config import Config, load_config
 from keel.core.errors import KeelError
 from keel.http.rate_limit import Limits, RateLimitMiddleware
 from keel.http.response import JSONResponse, error_body, error_response
-from keel.http.routes import auth, batch, collections, records, settings
+from keel.http.routes import auth, batch, collections, files, records, settings
 from keel.storage.db.errors import (
     DatabaseBusyError,
     InvalidValueError,
@@ -81,6 +81,7 @@ def create_app(keel: App) -> Starlette:
             *records.routes,
             *auth.routes,
             *batch.routes,
+            *files.routes,
         ],
         exception_handlers={
             KeelError: _keel_error,

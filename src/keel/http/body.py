@@ -1,7 +1,10 @@
 """Reading request bodies: JSON, multipart/form-data or urlencoded, size-limited.
 
 The body is read as a stream and refused with 413 as soon as it passes the
-limit, so an oversized upload is never held whole in memory.
+limit (at once when ``Content-Length`` says so), so an oversized body is never
+held whole in memory. Multipart bodies are parsed as they stream in; their
+file parts are spooled to temporary files and handed on as
+:class:`~keel.core.fields.file.Upload` values.
 """
 
 from __future__ import annotations
@@ -9,10 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
+from starlette.formparsers import MultiPartParser
 from starlette.requests import Request
 
 from keel.core.errors import BadRequestError, PayloadTooLargeError
+from keel.core.fields.file import Upload
 
 INVALID = "Failed to load the submitted data due to invalid formatting."
 
@@ -42,20 +47,42 @@ async def read_bytes(request: Request, limit: int) -> bytes:
     return body
 
 
-async def read_data(request: Request, limit: int) -> dict[str, Any]:
+def _check_declared(request: Request, limit: int) -> None:
+    declared = request.headers.get("content-length")
+    if declared is None:
+        return
+    try:
+        size = int(declared)
+    except ValueError:
+        raise BadRequestError("Invalid Content-Length header.") from None
+    if size > limit:
+        raise PayloadTooLargeError()
+
+
+async def read_data(
+    request: Request, limit: int, upload_limit: int | None = None
+) -> dict[str, Any]:
     """The body as a mapping of field names to values.
 
     Form values arrive as strings; repeated keys become lists; a
-    ``@jsonPayload`` form field holds a JSON object merged into the result.
+    ``@jsonPayload`` form field holds a JSON object merged into the result;
+    file parts become :class:`Upload` values. Call :func:`close_body` when done
+    with them.
+
+    Args:
+        limit: the largest body without files.
+        upload_limit: the largest multipart body; ``limit`` when omitted.
 
     Raises:
         BadRequestError: malformed JSON, or a JSON body that is not an object.
-        PayloadTooLargeError: over ``limit`` bytes.
+        PayloadTooLargeError: over the limit.
     """
-    raw = await read_bytes(request, limit)
     ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if ctype in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        return await _read_form(request)
+    if ctype == "multipart/form-data":
+        return await _read_multipart(request, upload_limit or limit, limit)
+    raw = await read_bytes(request, limit)
+    if ctype == "application/x-www-form-urlencoded":
+        return await _read_form(request, limit)
     if not raw.strip():
         return {}
     try:
@@ -78,28 +105,90 @@ async def read_json(request: Request, limit: int) -> Any:
         raise BadRequestError(INVALID) from None
 
 
-async def _read_form(request: Request) -> dict[str, Any]:
+async def _read_multipart(request: Request, limit: int, field_limit: int) -> dict[str, Any]:
+    _check_declared(request, limit)
+    received = 0
+    receive = request._receive
+
+    async def counted() -> Any:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise PayloadTooLargeError()
+        return message
+
+    request._receive = counted
+    return await _read_form(request, field_limit, max_files=1000)
+
+
+async def _parse_multipart(request: Request, field_limit: int, max_files: int) -> FormData:
+    """Starlette's multipart parsing, closing the spooled files of unfinished parts.
+
+    A body that ends inside a file part parses without error, but that part's
+    temporary file is in no form field, so nothing would ever close it.
+    """
+    parser = MultiPartParser(
+        request.headers,
+        request.stream(),
+        max_files=max_files,
+        max_fields=10_000,
+        max_part_size=field_limit,
+    )
+    form = await parser.parse()
+    kept = {id(v.file) for _, v in form.multi_items() if isinstance(v, UploadFile)}
+    for file in parser._files_to_close_on_error:  # no public way to reach them
+        if id(file) not in kept:
+            file.close()
+    request._form = form  # so that Request.close() closes the rest
+    return form
+
+
+async def _read_form(request: Request, field_limit: int, max_files: int = 0) -> dict[str, Any]:
     try:
-        form = await request.form(max_files=0, max_fields=10_000)
+        ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if ctype == "multipart/form-data":
+            form = await _parse_multipart(request, field_limit, max_files)
+        else:
+            form = await request.form(max_fields=10_000, max_part_size=field_limit)
+    except PayloadTooLargeError:
+        raise
     except Exception as exc:  # the multipart parser raises several unrelated types
         raise BadRequestError(INVALID) from exc
     out: dict[str, Any] = {}
     try:
         for key in form:
-            values = form.getlist(key)
-            if any(isinstance(v, UploadFile) for v in values):
-                raise BadRequestError("File uploads are not supported by this Keel version yet.")
-            texts = [v for v in values if isinstance(v, str)]
+            values = [_value(v) for v in form.getlist(key)]
             if key == "@jsonPayload":
-                for text in texts:
-                    payload = orjson.loads(str(text))
+                for text in values:
+                    if not isinstance(text, str):
+                        raise BadRequestError(INVALID)
+                    payload = orjson.loads(text)
                     if not isinstance(payload, dict):
                         raise BadRequestError(INVALID)
                     out.update(payload)
                 continue
-            out[key] = texts[0] if len(texts) == 1 else texts
+            out[key] = values[0] if len(values) == 1 else values
     except orjson.JSONDecodeError:
         raise BadRequestError(INVALID) from None
-    finally:
+    except BaseException:
         await form.close()
+        raise
     return out
+
+
+def _value(item: str | UploadFile) -> str | Upload:
+    if isinstance(item, str):
+        return item
+    return Upload(
+        filename=item.filename or "file",
+        file=item.file,
+        size=item.size or 0,
+        content_type=item.content_type or "",
+    )
+
+
+async def close_body(request: Request) -> None:
+    """Close the temporary files of a multipart body, if one was read."""
+    await request.close()

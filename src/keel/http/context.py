@@ -8,6 +8,7 @@ from starlette.requests import Request
 
 from keel.core.actions.auth import authenticate
 from keel.core.app import App
+from keel.core.fields.file import Upload
 from keel.core.request import RequestInfo
 
 
@@ -34,5 +35,14 @@ async def request_info(request: Request, body: dict[str, Any] | None = None) -> 
         method=request.method,
         query=dict(request.query_params),
         headers={k.lower(): v for k, v in request.headers.items()},
-        body=body or {},
+        body={k: _for_rules(v) for k, v in (body or {}).items()},
     )
+
+
+def _for_rules(value: Any) -> Any:
+    """Uploads appear to rules (``@request.body.*``) as their file names."""
+    if isinstance(value, Upload):
+        return value.filename
+    if isinstance(value, list):
+        return [v.filename if isinstance(v, Upload) else v for v in value]
+    return value

@@ -6,7 +6,8 @@
   window moves, so nothing is ever locked for good.
 * The ``rateLimits`` settings (off by default, as in PocketBase) apply to every
   API request whose path or ``<collection>:<action>`` matches a rule label;
-  the most specific label wins.
+  the most specific label wins. A rule's audience (``@guest``, ``@auth``)
+  goes by valid credentials: an invalid token is a guest's.
 
 A refused request gets 429 with ``Retry-After``. The client IP is the peer's
 address, or taken from the ``trustedProxy`` headers only when the peer is one
@@ -21,8 +22,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from keel.core.actions.auth import authenticate
 from keel.core.collection import Collection
 from keel.core.errors import TooManyRequestsError
+from keel.http.context import bearer_token
 from keel.http.response import error_response
 from keel.security.client_ip import Network, client_ip, parse_networks
 from keel.security.rate_limit import MemoryRateLimiter, RateLimiter
@@ -67,7 +70,7 @@ async def _hit(limits: Limits, key: str, maximum: int, window: int) -> None:
         return
     result = await limits.limiter.hit(key, maximum, window)
     if not result.allowed:
-        raise TooManyRequestsError(data={"retryAfter": result.retry_after})
+        raise TooManyRequestsError(result.retry_after)
 
 
 async def guard_auth(request: Request, coll: Collection, identity: str) -> None:
@@ -121,6 +124,24 @@ def _best_rule(rules: list[dict[str, Any]], method: str, path: str, authed: bool
     return best[1] if best else None
 
 
+async def _rule_for(request: Request, rules: list[dict[str, Any]]) -> Any:
+    """The rule for ``request``; its audience is who the credentials prove, not a header.
+
+    An invalid token is a guest's, so sending any ``Authorization`` header must
+    not dodge ``@guest`` rules. The credentials are checked (one read) only when
+    a header is sent and the rule would differ between guests and signed-in callers.
+    """
+    method, path = request.method, request.url.path
+    as_guest = _best_rule(rules, method, path, authed=False)
+    if not request.headers.get("authorization"):
+        return as_guest
+    as_user = _best_rule(rules, method, path, authed=True)
+    if as_user is as_guest:
+        return as_guest
+    auth = await authenticate(request.app.state.keel, bearer_token(request))
+    return as_user if auth.record is not None else as_guest
+
+
 class RateLimitMiddleware:
     """Applies the ``rateLimits`` settings to every HTTP request."""
 
@@ -131,13 +152,12 @@ class RateLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request = Request(scope)
-        settings = request.app.state.keel.settings["rateLimits"]
+        settings = scope["app"].state.keel.settings["rateLimits"]
         if settings["enabled"]:
+            request = Request(scope)
             ip = request_ip(request)
             if ip not in settings["excludedIPs"]:
-                authed = bool(request.headers.get("authorization"))
-                rule = _best_rule(settings["rules"], request.method, request.url.path, authed)
+                rule = await _rule_for(request, settings["rules"])
                 if rule is not None:
                     key = f"rule:{rule['label']}:{rule.get('audience', '')}:{ip}"
                     try:

@@ -9,7 +9,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from keel.core.errors import KeelError, MFARequiredError
+from keel.core.errors import KeelError, MFARequiredError, TooManyRequestsError
 
 
 class JSONResponse(Response):
@@ -44,5 +44,7 @@ def error_response(exc: KeelError) -> JSONResponse:
     """The one place a domain error becomes an HTTP response."""
     if isinstance(exc, MFARequiredError):
         return JSONResponse({"mfaId": exc.mfa_id}, exc.status)
-    headers = {"Retry-After": str(exc.data.get("retryAfter", 1))} if exc.status == 429 else None
+    headers = (
+        {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequestsError) else None
+    )
     return JSONResponse(error_body(exc.status, exc.message, exc.data), exc.status, headers=headers)

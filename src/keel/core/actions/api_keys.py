@@ -67,6 +67,10 @@ async def authenticate_api_key(app: App, key: str) -> Auth:
     coll = app.find_collection(str(entry.data["collectionRef"]))
     if coll is None or not coll.is_auth:
         return ANONYMOUS
+    if coll.options.get("authRule") is None:
+        return ANONYMOUS  # the collection may no longer sign in at all
+    if coll.name != "_superusers" and coll.options.get("apiKeyRule") is None:
+        return ANONYMOUS  # keys of this collection were switched off
     creator = await app.db.fetch_point(
         f"{select_sql(app.dialect, coll)} WHERE id = ?", (entry.data["recordRef"],)
     )
@@ -89,13 +93,8 @@ def _scopes(app: App, raw: Any) -> list[str]:
         )
     out: list[str] = []
     for i, scope in enumerate(raw):
-        ok = isinstance(scope, str)
-        if ok and scope != "*":
-            coll_name, _, action = scope.partition(":")
-            ok = action in ACTIONS and (
-                coll_name == "*" or app.find_collection(coll_name) is not None
-            )
-        if not ok:
+        canonical = _canonical_scope(app, scope)
+        if canonical is None:
             raise ValidationError(
                 INVALID,
                 {
@@ -109,8 +108,30 @@ def _scopes(app: App, raw: Any) -> list[str]:
                     }
                 },
             )
-        out.append(str(scope))
+        out.append(canonical)
     return out
+
+
+def _canonical_scope(app: App, scope: Any) -> str | None:
+    """``scope`` as :meth:`Auth.allows` matches it, or None when it is invalid.
+
+    Collection names are case-insensitive, but scopes are matched exactly: a
+    name is stored as the collection spells it, or ``POSTS:list`` would be
+    accepted and grant nothing.
+    """
+    if not isinstance(scope, str):
+        return None
+    if scope == "*":
+        return scope
+    coll_name, _, action = scope.partition(":")
+    if action not in ACTIONS:
+        return None
+    if coll_name == "*":
+        return scope
+    coll = app.find_collection(coll_name)
+    if coll is None:
+        return None
+    return scope if coll_name == coll.id else f"{coll.name}:{action}"
 
 
 async def _check_may_mint(app: App, info: RequestInfo) -> None:

@@ -284,7 +284,7 @@ async def impersonate(
     if row is None:
         raise NotFoundError()
     record = from_row(coll, row)
-    return issue_auth_token(coll, record, duration or None), record
+    return issue_auth_token(coll, record, duration, refreshable=False), record
 
 
 def auth_methods(coll: Collection) -> dict[str, Any]:

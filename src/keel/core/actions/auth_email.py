@@ -14,7 +14,13 @@ from keel.core.actions.auth import find_by_email, required_strings
 from keel.core.actions.records import update_record
 from keel.core.app import App
 from keel.core.collection import Collection
-from keel.core.errors import BadRequestError, FieldError, UnauthorizedError, ValidationError
+from keel.core.errors import (
+    BadRequestError,
+    FieldError,
+    ForbiddenError,
+    UnauthorizedError,
+    ValidationError,
+)
 from keel.core.fields.text import EmailField
 from keel.core.mail import send_template
 from keel.core.request import SYSTEM, RequestInfo
@@ -109,6 +115,8 @@ async def request_email_change(app: App, coll: Collection, body: Any, info: Requ
     auth = info.auth
     if auth.record is None or auth.collection is None or auth.collection.id != coll.id:
         raise UnauthorizedError()
+    if not auth.unrestricted:
+        raise ForbiddenError("Scoped API keys cannot change the account's email.")
     new_email = valid_email(body, "newEmail")
     if await find_by_email(app, coll, new_email) is not None:
         raise ValidationError(

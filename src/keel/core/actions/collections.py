@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from keel.core.actions.listing import ListParams, page_json
+from keel.core.actions.records import delete_auth_rows
 from keel.core.app import App
 from keel.core.collection import (
     Collection,
@@ -20,6 +21,7 @@ from keel.core.collection import (
 )
 from keel.core.errors import BadRequestError, FieldError, ValidationError
 from keel.core.fields.date import now_text
+from keel.core.files import delete_after_commit, write_transaction
 from keel.core.index import parse_index
 from keel.core.rule import rule_errors
 from keel.core.schema import alter_table, create_table, drop_table
@@ -170,10 +172,13 @@ async def delete_collection(app: App, id_or_name: str) -> None:
             + ", ".join(referrers)
             + "."
         )
-    async with app.db.transaction() as tx:
+    async with write_transaction(app) as tx:
         for stmt in drop_table(dialect_of(tx), coll):
             await tx.execute(stmt)
         await tx.execute("DELETE FROM _collections WHERE id = ?", (coll.id,))
+        if coll.is_auth:
+            await delete_auth_rows(tx, coll.id)
+        delete_after_commit([f"{coll.id}/"])
         await app.bump_version(tx)
     await app.reload()
 
@@ -205,7 +210,7 @@ async def import_collections(app: App, data: Any) -> list[str]:
     schema = {c.id: c for c in app.collections}
     changes: list[str] = []
     try:
-        async with app.db.transaction() as tx:
+        async with write_transaction(app) as tx:
             for item in items:
                 if not isinstance(item, dict):
                     raise ValidationError("Each collection must be an object.", {})
@@ -226,6 +231,9 @@ async def import_collections(app: App, data: Any) -> list[str]:
                         for stmt in drop_table(dialect_of(tx), coll):
                             await tx.execute(stmt)
                         await tx.execute("DELETE FROM _collections WHERE id = ?", (coll.id,))
+                        if coll.is_auth:
+                            await delete_auth_rows(tx, coll.id)
+                        delete_after_commit([f"{coll.id}/"])
                         changes.append(f"delete {coll.name}")
                 await app.bump_version(tx)
     except ValidationError as exc:

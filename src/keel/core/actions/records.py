@@ -19,10 +19,22 @@ from keel.core.errors import BadRequestError, FieldError, NotFoundError, Validat
 from keel.core.events import RecordEvent
 from keel.core.fields.relation import RelationField
 from keel.core.fields.text import generate
+from keel.core.files import (
+    check_kept_files,
+    delete_after_commit,
+    delete_keys,
+    file_fields,
+    file_names,
+    has_uploads,
+    record_prefix,
+    removed_keys,
+    stage_uploads,
+    write_transaction,
+)
 from keel.core.record import Record, from_row, select_sql
 from keel.core.record_form import apply_body, blank_record
 from keel.core.request import RequestInfo
-from keel.core.rule import RuleFilter, filter_condition, rule_filter
+from keel.core.rule import ALL_ROWS, RuleFilter, filter_condition, rule_filter
 from keel.core.sort import sort_clause
 from keel.core.visibility import records_json
 from keel.query.dialect import dialect_of
@@ -37,8 +49,20 @@ async def _transaction(app: App, tx: Executor | None) -> AsyncIterator[Executor]
     if tx is not None:
         yield tx
         return
-    async with app.db.transaction() as own:
+    async with write_transaction(app) as own:
         yield own
+
+
+@asynccontextmanager
+async def _uploads(app: App) -> AsyncIterator[list[str]]:
+    """Keys of files stored for this request; deleted again if the request fails."""
+    staged: list[str] = []
+    try:
+        yield staged
+    except BaseException:
+        if staged:
+            await delete_keys(app, staged)
+        raise
 
 
 def _where(
@@ -203,6 +227,41 @@ async def create_record(
         ValidationError: invalid values, missing relations, duplicates, or the
             create rule rejects the new record (all 400).
     """
+    async with _uploads(app) as staged:
+        if has_uploads(body):
+            rule_filter(app, coll, "createRule", info)  # refuse before storing anything
+            body = dict(body)
+            body = await stage_uploads(app, coll, _new_record_id(coll, body), body, staged)
+        return await _create(app, coll, body, info, tx, trusted)
+
+
+def _new_record_id(coll: Collection, body: dict[str, Any]) -> str:
+    """The id a new record will have; chosen before its files are stored under it.
+
+    Raises:
+        ValidationError: the body's ``id`` is invalid.
+    """
+    id_field = coll.field("id")
+    assert id_field is not None
+    raw = body.get("id")
+    if raw in (None, ""):
+        body["id"] = generate(id_field.options["autogeneratePattern"] or "[a-z0-9]{15}")
+        return str(body["id"])
+    try:
+        id_field.validate(id_field.normalize(raw))
+    except FieldError as exc:
+        raise ValidationError("Failed to create record.", {"id": exc}) from exc
+    return str(raw)
+
+
+async def _create(
+    app: App,
+    coll: Collection,
+    body: dict[str, Any],
+    info: RequestInfo,
+    tx: Executor | None,
+    trusted: bool,
+) -> Record:
     message = "Failed to create record."
     rule = rule_filter(app, coll, "createRule", info)
     record = blank_record(coll)
@@ -273,12 +332,31 @@ async def update_record(
         NotFoundError: no such record, or the rule hides it.
         ValidationError: invalid values, missing relations or duplicates.
     """
+    async with _uploads(app) as staged:
+        if has_uploads(body):
+            rule_filter(app, coll, "updateRule", info)  # refuse before storing anything
+            if await find_record(app.db, coll, record_id, ALL_ROWS) is None:
+                raise NotFoundError()
+            body = await stage_uploads(app, coll, record_id, body, staged)
+        return await _update(app, coll, record_id, body, info, tx, renew_key)
+
+
+async def _update(
+    app: App,
+    coll: Collection,
+    record_id: str,
+    body: dict[str, Any],
+    info: RequestInfo,
+    tx: Executor | None,
+    renew_key: bool,
+) -> Record:
     message = "Failed to update record."
     rule = rule_filter(app, coll, "updateRule", info)
     async with _transaction(app, tx) as ex:
         record = await find_record(ex, coll, record_id, rule)
         if record is None:
             raise NotFoundError()
+        before = file_names(coll, record)
         manager = not coll.is_auth or await _can_manage(app, ex, coll, record, info)
         changed = await apply_body(
             coll,
@@ -291,6 +369,7 @@ async def update_record(
         )
         if coll.is_auth and ("password" in changed or renew_key):
             record.data["tokenKey"] = generate("[a-zA-Z0-9]{50}")
+        check_kept_files(coll, record, before, message)
         await _check_relations(ex, app, coll, record, changed, message)
 
         async def update(e: RecordEvent) -> None:
@@ -305,6 +384,8 @@ async def update_record(
                 raise _unique_error(coll, exc, message) from exc
 
         await app.on_record_update.trigger(RecordEvent(coll, record, info, ex), update)
+        if before:
+            delete_after_commit(removed_keys(coll, record, before))
     return record
 
 
@@ -346,8 +427,31 @@ async def _delete(app: App, ex: Executor, record: Record, info: RequestInfo, dep
         await _release_references(app, ex, e.record, info, depth)
         q = dialect_of(ex).quote
         await ex.execute(f"DELETE FROM {q(coll.name)} WHERE {q('id')} = ?", (e.record.id,))
+        if coll.is_auth:
+            await delete_auth_rows(ex, coll.id, e.record.id)
+        if file_fields(coll):
+            delete_after_commit([record_prefix(coll, e.record.id)])
 
     await app.on_record_delete.trigger(RecordEvent(coll, record, info, ex), delete)
+
+
+#: System collections holding rows that belong to an auth record.
+AUTH_ROW_TABLES = ("_externalAuths", "_mfas", "_otps", "_apiKeys")
+
+
+async def delete_auth_rows(ex: Executor, collection_id: str, record_id: str | None = None) -> None:
+    """Delete the OAuth2 links, pending MFA, OTPs and API keys of an auth record.
+
+    With ``record_id`` ``None``, those of every record of the collection.
+    """
+    q = dialect_of(ex).quote
+    where = f"{q('collectionRef')} = ?"
+    params: tuple[str, ...] = (collection_id,)
+    if record_id is not None:
+        where += f" AND {q('recordRef')} = ?"
+        params += (record_id,)
+    for table in AUTH_ROW_TABLES:
+        await ex.execute(f"DELETE FROM {q(table)} WHERE {where}", params)
 
 
 def _references(ex: Executor, fld: RelationField) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 from keel.core.errors import FieldError
 from keel.core.fields.base import Field
 from keel.core.fields.date import AutodateField, DateField
+from keel.core.fields.file import FileField
 from keel.core.fields.json import JSONField
 from keel.core.fields.number import BoolField, NumberField
 from keel.core.fields.relation import RelationField
@@ -28,6 +29,7 @@ FIELD_TYPES: dict[str, type[Field]] = {
         JSONField,
         RelationField,
         PasswordField,
+        FileField,
     )
 }
 

@@ -29,6 +29,7 @@ from keel.core.errors import (
     NotFoundError,
     ValidationError,
 )
+from keel.core.files import write_transaction
 from keel.core.request import RequestInfo
 from keel.core.rule import ALL_ROWS
 from keel.core.visibility import record_json
@@ -129,7 +130,7 @@ async def batch(request: Request) -> Response:
     results: list[dict[str, Any]] = []
     try:
         async with asyncio.timeout(settings["timeout"] or None):
-            async with app.db.transaction() as tx:
+            async with write_transaction(app) as tx:
                 for index, item in enumerate(requests):
                     try:
                         results.append(await _run_one(app, tx, info, item))

@@ -20,7 +20,7 @@ from keel.core.projection import Projection, parse_fields, project, project_page
 from keel.core.record import Record
 from keel.core.request import RequestInfo
 from keel.core.visibility import records_json
-from keel.http.body import read_data
+from keel.http.body import close_body, read_data
 from keel.http.context import get_app, request_info
 from keel.http.response import JSONResponse, cacheable_json
 
@@ -67,26 +67,32 @@ async def view_record(request: Request) -> Response:
 
 async def create_record(request: Request) -> Response:
     app = get_app(request)
-    body = await read_data(request, app.config.max_body_size)
-    info = await request_info(request, body)
-    projection = _projection(info)
-    coll = app.collection(
-        request.path_params["collection"], "Missing or invalid collection context."
-    )
-    record = await actions.create_record(app, coll, body, info)
-    return JSONResponse(await present(app, coll, record, info, projection))
+    try:
+        body = await read_data(request, app.config.max_body_size, app.config.max_upload_size)
+        info = await request_info(request, body)
+        projection = _projection(info)
+        coll = app.collection(
+            request.path_params["collection"], "Missing or invalid collection context."
+        )
+        record = await actions.create_record(app, coll, body, info)
+        return JSONResponse(await present(app, coll, record, info, projection))
+    finally:
+        await close_body(request)
 
 
 async def update_record(request: Request) -> Response:
     app = get_app(request)
-    body = await read_data(request, app.config.max_body_size)
-    info = await request_info(request, body)
-    projection = _projection(info)
-    coll = app.collection(
-        request.path_params["collection"], "Missing or invalid collection context."
-    )
-    record = await actions.update_record(app, coll, request.path_params["id"], body, info)
-    return JSONResponse(await present(app, coll, record, info, projection))
+    try:
+        body = await read_data(request, app.config.max_body_size, app.config.max_upload_size)
+        info = await request_info(request, body)
+        projection = _projection(info)
+        coll = app.collection(
+            request.path_params["collection"], "Missing or invalid collection context."
+        )
+        record = await actions.update_record(app, coll, request.path_params["id"], body, info)
+        return JSONResponse(await present(app, coll, record, info, projection))
+    finally:
+        await close_body(request)
 
 
 async def delete_record(request: Request) -> Response:
