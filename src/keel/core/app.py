@@ -30,6 +30,7 @@ from keel.security.password import Passwords
 from keel.storage.db.database import Database, Executor
 from keel.storage.db.url import open_database
 from keel.storage.files.storage import FileStorage, open_file_storage
+from keel.storage.pubsub.pubsub import PubSub, PubSubError, open_pubsub
 
 log = logging.getLogger("keel.app")
 #: How long ``stop`` waits for background work (mail) to finish.
@@ -75,6 +76,7 @@ class App:
             statement_timeout_ms=config.statement_timeout_ms,
         )
         self.files: FileStorage = open_file_storage(config.resolved_storage_url)
+        self.pubsub: PubSub = open_pubsub(config.redis_url or "memory://")
         self.passwords = Passwords(
             config.argon2_time_cost, config.argon2_memory_kib, config.argon2_parallelism
         )
@@ -104,6 +106,7 @@ class App:
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=STOP_GRACE_SECONDS)
         await self.files.close()
+        await self.pubsub.close()
         await self.db.close()
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
@@ -125,6 +128,16 @@ class App:
         """Wait until the background work started so far has finished."""
         while self._tasks:
             await asyncio.wait(set(self._tasks))
+
+    def committed(self) -> None:
+        """Tell every worker that records changed (see :mod:`keel.realtime.broker`)."""
+        self.spawn(self._signal_events())
+
+    async def _signal_events(self) -> None:
+        try:
+            await self.pubsub.publish("events", b"")
+        except PubSubError:
+            log.warning("could not signal new events; realtime falls back to polling")
 
     @property
     def mailer(self) -> Mailer | None:

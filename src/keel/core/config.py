@@ -33,6 +33,10 @@ class Config:
     #: limited by its field's ``maxSize``. Files stream to temporary disk
     #: files, never whole into memory.
     max_upload_size: int = 8 << 30
+    #: Redis for fan-out across worker processes and nodes (realtime), e.g.
+    #: ``redis://127.0.0.1:6379/0``; empty: in-process only, and other workers
+    #: notice changes by polling the database.
+    redis_url: str = ""
     #: Where record files live: empty means the folder ``<data_dir>/storage``;
     #: or ``s3://KEY:SECRET@bucket/prefix?endpoint=…&region=…`` for
     #: S3-compatible object storage.

@@ -194,7 +194,11 @@ def delete_after_commit(keys: list[str]) -> None:
 
 @asynccontextmanager
 async def write_transaction(app: App) -> AsyncIterator[Executor]:
-    """A database transaction that deletes the files it released after committing."""
+    """The transaction of record writes.
+
+    After it commits, the files it released are deleted and every worker is
+    told that records changed (realtime reads the outbox then).
+    """
     keys: list[str] = []
     token = _after_commit.set(keys)
     try:
@@ -202,6 +206,7 @@ async def write_transaction(app: App) -> AsyncIterator[Executor]:
             yield tx
     finally:
         _after_commit.reset(token)
+    app.committed()
     if keys:
         app.spawn(delete_keys(app, keys))
 

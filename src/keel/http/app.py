@@ -17,7 +17,8 @@ from keel.core.config import Config, load_config
 from keel.core.errors import KeelError
 from keel.http.rate_limit import Limits, RateLimitMiddleware
 from keel.http.response import JSONResponse, error_body, error_response
-from keel.http.routes import auth, batch, collections, files, records, settings
+from keel.http.routes import auth, batch, collections, files, realtime, records, settings
+from keel.realtime.broker import Broker
 from keel.storage.db.errors import (
     DatabaseBusyError,
     InvalidValueError,
@@ -69,9 +70,12 @@ def create_app(keel: App) -> Starlette:
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await keel.start()
+        broker: Broker = app.state.broker
+        await broker.start()
         try:
             yield
         finally:
+            await broker.stop()
             await keel.stop()
 
     app = Starlette(
@@ -82,6 +86,7 @@ def create_app(keel: App) -> Starlette:
             *auth.routes,
             *batch.routes,
             *files.routes,
+            *realtime.routes,
         ],
         exception_handlers={
             KeelError: _keel_error,
@@ -96,6 +101,7 @@ def create_app(keel: App) -> Starlette:
         lifespan=lifespan,
     )
     app.state.keel = keel
+    app.state.broker = Broker(keel)
     app.state.limits = Limits(keel.config.trusted_proxies)
     return app
 

@@ -31,6 +31,7 @@ from keel.core.files import (
     stage_uploads,
     write_transaction,
 )
+from keel.core.outbox import record_event
 from keel.core.record import Record, from_row, select_sql
 from keel.core.record_form import apply_body, blank_record
 from keel.core.request import RequestInfo
@@ -302,6 +303,7 @@ async def _create(
                 raise _unique_error(coll, exc, message) from exc
             if not rule.unrestricted and await find_record(ex, coll, e.record.id, rule) is None:
                 raise BadRequestError(message)
+            await record_event(ex, coll, "create", e.record)
             if check_manager:
                 manage = rule_filter(app, coll, "manageRule", info)
                 if await find_record(ex, coll, e.record.id, manage) is None:
@@ -357,6 +359,7 @@ async def _update(
         if record is None:
             raise NotFoundError()
         before = file_names(coll, record)
+        old = Record(coll, dict(record.data))
         manager = not coll.is_auth or await _can_manage(app, ex, coll, record, info)
         changed = await apply_body(
             coll,
@@ -382,6 +385,7 @@ async def _update(
                 )
             except UniqueViolationError as exc:
                 raise _unique_error(coll, exc, message) from exc
+            await record_event(ex, coll, "update", e.record, old)
 
         await app.on_record_update.trigger(RecordEvent(coll, record, info, ex), update)
         if before:
@@ -427,6 +431,7 @@ async def _delete(app: App, ex: Executor, record: Record, info: RequestInfo, dep
         await _release_references(app, ex, e.record, info, depth)
         q = dialect_of(ex).quote
         await ex.execute(f"DELETE FROM {q(coll.name)} WHERE {q('id')} = ?", (e.record.id,))
+        await record_event(ex, coll, "delete", e.record)
         if coll.is_auth:
             await delete_auth_rows(ex, coll.id, e.record.id)
         if file_fields(coll):
@@ -492,3 +497,5 @@ async def _release_references(
                     f"UPDATE {q(other.name)} SET {q(fld.name)} = ? WHERE {q('id')} = ?",
                     (fld.to_db(value), ref.id),
                 )
+                unlinked = Record(other, {**ref.data, fld.name: value})
+                await record_event(ex, other, "update", unlinked, ref)

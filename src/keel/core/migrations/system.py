@@ -19,6 +19,7 @@ from keel.core.fields.date import AutodateField, DateField, now_text
 from keel.core.fields.json import JSONField
 from keel.core.fields.number import BoolField, NumberField
 from keel.core.fields.text import EmailField, PasswordField, TextField
+from keel.core.outbox import create_table_sql as outbox_table_sql
 from keel.core.schema import create_table
 from keel.core.settings import default_settings
 from keel.query.dialect import dialect_of
@@ -247,7 +248,14 @@ async def auth(tx: Executor) -> None:
     await tx.execute("UPDATE _params SET value = ? WHERE id = 'version'", (secrets.token_hex(8),))
 
 
+async def events(tx: Executor) -> None:
+    """The event outbox read by realtime."""
+    for stmt in outbox_table_sql(dialect_of(tx).name):
+        await tx.execute(stmt)
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_init", init),
     ("0002_auth", auth),
+    ("0003_events", events),
 ]

@@ -17,14 +17,13 @@ from keel.core.actions.auth import (
     require_auth_collection,
 )
 from keel.core.collection import Collection
-from keel.core.projection import parse_fields
+from keel.core.presentation import present, projection_of
 from keel.core.record import Record
 from keel.core.request import Auth, RequestInfo
 from keel.http.body import read_data
 from keel.http.context import get_app, request_info
 from keel.http.rate_limit import guard_auth
 from keel.http.response import JSONResponse
-from keel.http.routes.records import present
 
 
 async def _context(request: Request) -> tuple[Collection, dict[str, Any], RequestInfo]:
@@ -51,8 +50,7 @@ async def _auth_response(
         query=info.query,
         headers=info.headers,
     )
-    projection_text = info.query.get("fields", "")
-    projection = parse_fields(projection_text) if projection_text else None
+    projection = projection_of(info)
     body: dict[str, Any] = {
         "token": token,
         "record": await present(app, coll, record, own, projection),

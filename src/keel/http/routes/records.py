@@ -5,40 +5,20 @@ Every response that carries records honours ``expand`` and ``fields``.
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from keel.core.actions import records as actions
 from keel.core.actions.listing import parse_list_params
-from keel.core.app import App
-from keel.core.collection import Collection
 from keel.core.expand import expand_records
-from keel.core.projection import Projection, parse_fields, project, project_page
-from keel.core.record import Record
-from keel.core.request import RequestInfo
-from keel.core.visibility import records_json
+from keel.core.presentation import present, projection_of
+from keel.core.projection import project_page
 from keel.http.body import close_body, read_data
 from keel.http.context import get_app, request_info
 from keel.http.response import JSONResponse, cacheable_json
 
-
-async def present(
-    app: App, coll: Collection, record: Record, info: RequestInfo, projection: Projection | None
-) -> Any:
-    """One record as the caller may see it, expanded and projected."""
-    item = (await records_json(app, coll, [record], info))[0]
-    expand = info.query.get("expand", "")
-    if expand:
-        await expand_records(app, coll, [record], [item], expand, info)
-    return project(item, projection) if projection is not None else item
-
-
-def _projection(info: RequestInfo) -> Projection | None:
-    text = info.query.get("fields", "")
-    return parse_fields(text) if text else None
+_projection = projection_of
 
 
 async def list_records(request: Request) -> Response:

@@ -376,6 +376,13 @@ class SQLiteDatabase:
         else:
             group.done.set_result(None)
 
+    async def _commit_and_unlock(self, group: _Group) -> None:
+        """Commit ``group`` with the write lock held by the caller; release it after."""
+        try:
+            await self._commit_group(group)
+        finally:
+            self._write_lock.release()
+
     async def _flush(self, group: _Group) -> None:
         """Commit ``group`` if no later transaction took it over (liveness guard)."""
         async with self._write_lock:
@@ -402,6 +409,7 @@ class SQLiteDatabase:
         error: BaseException | None = None
         failed = False
         group: _Group | None = None
+        commit: asyncio.Task[None] | None = None
         try:
             if self._group is None:
                 self._group = _Group(asyncio.get_running_loop().create_future())
@@ -426,12 +434,20 @@ class SQLiteDatabase:
         finally:
             if group is not None and self._group is group:
                 if self._pending == 0 or group.size >= MAX_GROUP or group.broken:
-                    await self._commit_group(group)
+                    # The commit runs in a task of its own that releases the
+                    # lock when done: a caller cancelled here (a client that
+                    # went away) must not leave the group's outcome unset.
+                    commit = asyncio.get_running_loop().create_task(self._commit_and_unlock(group))
+                    self._flushes.add(commit)
+                    commit.add_done_callback(self._flushes.discard)
                 else:
                     task = asyncio.get_running_loop().create_task(self._flush(group))
                     self._flushes.add(task)
                     task.add_done_callback(self._flushes.discard)
-            self._write_lock.release()
+            if commit is None:
+                self._write_lock.release()
+        if commit is not None:
+            await asyncio.shield(commit)
         if error is not None:
             raise error
         if failed:
