@@ -124,6 +124,9 @@ def serve(
         log_level="warning",
         access_log=False,
         lifespan="on",
+        # The client address is Keel's to decide (KEEL_TRUSTED_PROXIES and the
+        # trustedProxy settings); uvicorn must not rewrite it from headers.
+        proxy_headers=False,
     )
 
 

@@ -82,7 +82,9 @@ def auth_indexes(coll_id: str, name: str) -> list[str]:
     """The unique indexes every auth collection has."""
     return [
         f"CREATE UNIQUE INDEX `idx_tokenKey_{coll_id}` ON `{name}` (`tokenKey`)",
-        f"CREATE UNIQUE INDEX `idx_email_{coll_id}` ON `{name}` (`email`)",
+        # Case-insensitive: sign-in, OTP and reset find accounts by email in
+        # any case, so two accounts must never differ only by case.
+        f"CREATE UNIQUE INDEX `idx_email_{coll_id}` ON `{name}` (`email` COLLATE NOCASE)",
     ]
 
 
@@ -284,9 +286,21 @@ def _complete_auth(coll: Collection, errors: dict[str, Any]) -> None:
     """
     if not coll.id or not coll.name:
         return
-    for fld in auth_fields():
-        if coll.field(fld.name) is None:
-            coll.fields.append(fld)
+    for system in auth_fields():
+        current = coll.field(system.name)
+        if current is None:
+            coll.fields.append(system)
+        elif current.type != system.type:
+            errors.setdefault("fields", {})
+            if isinstance(errors["fields"], dict):
+                errors["fields"][str(coll.fields.index(current))] = FieldError(
+                    "validation_reserved_auth_field",
+                    f"{system.name!r} is a system field of auth collections (type {system.type}).",
+                )
+        elif not current.system:
+            # Sent with the right type: it still gets the system definition
+            # (hidden password, required email…), whatever options came along.
+            coll.fields[coll.fields.index(current)] = system
     coll.reindex()
     present = {idx.lower() for idx in coll.indexes}
     for text in auth_indexes(coll.id, coll.name):

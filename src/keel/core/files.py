@@ -256,11 +256,9 @@ async def collect_garbage(
         if len(parts) < 3:
             continue
         coll = known.get(parts[0])
-        referenced = False
-        if coll is not None:
-            found = await find_file(app, coll, parts[1], _base_name(parts))
-            referenced = found is not None
-        if referenced:
+        if coll is None:
+            continue  # not ours to judge: another app's files, or a schema not imported yet
+        if await find_file(app, coll, parts[1], _base_name(parts)) is not None:
             continue
         try:
             stat = await app.files.stat(key)

@@ -333,6 +333,10 @@ class RecordResolver:
                 continue
             fld = self._field(coll, part)
             column = f"{ref}.{q(fld.name)}"
+            if coll.is_auth and fld.name == "email" and not self.allow_hidden:
+                # As in PocketBase, a client's filter or sort sees only public
+                # emails; otherwise comparisons would reveal hidden addresses.
+                column = f"(CASE WHEN {ref}.{q('emailVisibility')} THEN {column} END)"
             if fld.type == "json" and not last:
                 return self._wrap(self._json_path(column, parts[i + 1 :]), steps, single)
             if last:

@@ -133,6 +133,10 @@ def rule_filter(app: App, coll: Collection, rule_name: str, info: RequestInfo) -
     action = RULE_ACTIONS.get(rule_name)
     if action is not None and not info.auth.allows(coll, action):
         raise ForbiddenError("The API key has no scope for this action.")
+    if coll.system and not info.auth.unrestricted:
+        # Scoped keys never reach _superusers, _apiKeys, _otps…: writing
+        # there would let a key widen itself.
+        raise ForbiddenError("Scoped API keys cannot use system collections.")
     if info.auth.is_superuser:
         return ALL_ROWS
     rule = coll.rules.get(rule_name) if rule_name in coll.rules else coll.options.get(rule_name)

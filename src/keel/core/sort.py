@@ -47,7 +47,7 @@ def sort_clause(
             too many terms.
     """
     dialect = app.dialect
-    superuser = info.auth.is_superuser
+    superuser = info.auth.is_superuser and info.auth.unrestricted
     resolver = RecordResolver(
         app.find_collection,
         coll,

@@ -30,10 +30,11 @@ def is_owner(auth: Auth, record: Record) -> bool:
 
 def record_json(record: Record, auth: Auth, manageable: bool = False) -> dict[str, Any]:
     """``record`` as the API shows it to ``auth``."""
-    out = record.to_json(show_hidden=auth.is_superuser)
+    admin = auth.is_superuser and auth.unrestricted
+    out = record.to_json(show_hidden=admin)
     if (
         record.collection.is_auth
-        and not auth.is_superuser
+        and not admin
         and not manageable
         and not record.data.get("emailVisibility")
         and not is_owner(auth, record)

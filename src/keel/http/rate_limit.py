@@ -124,6 +124,23 @@ def _best_rule(rules: list[dict[str, Any]], method: str, path: str, authed: bool
     return best[1] if best else None
 
 
+def _canonical_path(request: Request) -> str:
+    """The path with its collection named as the schema spells it.
+
+    ``/api/collections/USERS/…`` and ``/api/collections/<id>/…`` reach the same
+    collection as ``/api/collections/users/…``, so they must meet the same rules.
+    """
+    path: str = request.url.path
+    match = _COLLECTION_ACTION.match(path)
+    if match is None:
+        return path
+    coll = request.app.state.keel.find_collection(match.group("c"))
+    if coll is None:
+        return path
+    start, end = match.span("c")
+    return f"{path[:start]}{coll.name}{path[end:]}"
+
+
 async def _rule_for(request: Request, rules: list[dict[str, Any]]) -> Any:
     """The rule for ``request``; its audience is who the credentials prove, not a header.
 
@@ -131,7 +148,7 @@ async def _rule_for(request: Request, rules: list[dict[str, Any]]) -> Any:
     not dodge ``@guest`` rules. The credentials are checked (one read) only when
     a header is sent and the rule would differ between guests and signed-in callers.
     """
-    method, path = request.method, request.url.path
+    method, path = request.method, _canonical_path(request)
     as_guest = _best_rule(rules, method, path, authed=False)
     if not request.headers.get("authorization"):
         return as_guest

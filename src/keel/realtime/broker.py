@@ -22,7 +22,7 @@ import contextlib
 import logging
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -277,10 +277,31 @@ class Broker:
                 await self._deliver(client, event)
 
     async def _dispatch(self, event: OutboxEvent) -> None:
+        self._follow_auth(event)
         for client in list(self.clients.values()):
             if client.closed:
                 continue
             await self._deliver(client, event)
+
+    def _follow_auth(self, event: OutboxEvent) -> None:
+        """Apply a change of an auth record to the clients bound to it, as PocketBase does.
+
+        An update replaces the record the client's rules see (a new role applies
+        from this event on); a delete disconnects the client.
+        """
+        coll = self.app.find_collection(event.collection_id)
+        if coll is None or not coll.is_auth or event.action not in ("update", "delete"):
+            return
+        for client in list(self.clients.values()):
+            auth = client.auth
+            if auth.collection is None or auth.collection.id != coll.id:
+                continue
+            if auth.id != event.record_id:
+                continue
+            if event.action == "delete":
+                client.close()
+            else:
+                client.auth = replace(auth, record=Record(coll, dict(event.data)), collection=coll)
 
     async def _deliver(self, client: Client, event: OutboxEvent) -> None:
         if event.id <= client.delivered:

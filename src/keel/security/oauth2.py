@@ -184,7 +184,8 @@ async def exchange(
             emails: list[Any] = []
             if provider.name == "github":
                 listed = await client.get("https://api.github.com/user/emails", headers=bearer)
-                emails = listed.json() if listed.status_code == 200 else []
+                answer = listed.json() if listed.status_code == 200 else []
+                emails = answer if isinstance(answer, list) else []
     except OAuth2Error:
         raise
     except (httpx.HTTPError, ValueError) as exc:  # transport, status, or not JSON
@@ -193,7 +194,7 @@ async def exchange(
     user.access_token = str(token.get("access_token", ""))
     user.refresh_token = str(token.get("refresh_token", ""))
     lifetime = token.get("expires_in")
-    if isinstance(lifetime, int) and not isinstance(lifetime, bool):
+    if isinstance(lifetime, int) and not isinstance(lifetime, bool) and 0 < lifetime < 10**9:
         user.expiry = (datetime.now(UTC) + timedelta(seconds=lifetime)).isoformat()
     if not user.id:
         raise OAuth2Error("the provider gave no user id")

@@ -76,9 +76,17 @@ async def authenticate_api_key(app: App, key: str) -> Auth:
     )
     if creator is None:
         return ANONYMOUS
+    record = from_row(coll, creator)
+    rule = str(coll.options.get("authRule") or "")
+    if rule.strip():
+        # A record the collection no longer lets sign in (e.g. banned) loses
+        # its keys too, at once.
+        condition = rule_filter(app, coll, "authRule", RequestInfo(auth=Auth(record, coll)))
+        if await find_record(app.db, coll, record.id, condition) is None:
+            return ANONYMOUS
     scopes = entry.data.get("scopes") or []
     return Auth(
-        record=from_row(coll, creator),
+        record=record,
         collection=coll,
         scopes=frozenset(str(s) for s in scopes),
         api_key=entry.id,
@@ -140,6 +148,8 @@ async def _check_may_mint(app: App, info: RequestInfo) -> None:
         raise UnauthorizedError()
     if auth.api_key:
         raise ForbiddenError("API keys cannot mint API keys.")
+    if not auth.refreshable:
+        raise ForbiddenError("Impersonation tokens cannot mint API keys.")
     if auth.is_superuser:
         return
     if auth.collection.options.get("apiKeyRule") is None:

@@ -231,7 +231,10 @@ async def _complete_mfa(
         raise BadRequestError(invalid)
     if pending.data["method"] == method:
         raise BadRequestError("The MFA second factor must be a different auth method.")
-    await delete_record(app, mfas, pending.id, RequestInfo(auth=SYSTEM))
+    try:
+        await delete_record(app, mfas, pending.id, RequestInfo(auth=SYSTEM))
+    except NotFoundError:
+        raise BadRequestError(invalid) from None  # a concurrent request used it first
 
 
 def age_seconds(stamp: str) -> float:

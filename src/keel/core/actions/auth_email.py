@@ -8,6 +8,7 @@ earlier tokens, including the one just used, stop working.
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from keel.core.actions.auth import find_by_email, required_strings
@@ -22,7 +23,9 @@ from keel.core.errors import (
     ValidationError,
 )
 from keel.core.fields.text import EmailField
+from keel.core.files import write_transaction
 from keel.core.mail import send_template
+from keel.core.record import Record
 from keel.core.request import SYSTEM, RequestInfo
 from keel.core.tokens import InvalidTokenError, issue_token, verify_token
 
@@ -57,21 +60,53 @@ async def _token_record(app: App, coll: Collection, body: Any, kind: str) -> Any
     return record, claims
 
 
+async def claim_account(
+    app: App,
+    coll: Collection,
+    record: Record,
+    *,
+    reset_password: bool,
+    extra: dict[str, Any] | None = None,
+) -> Record:
+    """Mark ``record`` verified after a proof of owning its address.
+
+    Whoever registered the address before that proof may not be its owner:
+    the record's OAuth2 links are dropped and its tokens renewed, and with
+    ``reset_password`` its password is replaced by an unknown one (the owner
+    sets one through a password reset), so a pre-registered account cannot
+    be kept by the one who pre-registered it.
+    """
+    body: dict[str, Any] = {"verified": True, **(extra or {})}
+    if reset_password and "password" not in body:
+        fresh = secrets.token_urlsafe(32)
+        body.update(password=fresh, passwordConfirm=fresh)
+    q = app.dialect.quote
+    async with write_transaction(app) as tx:
+        if not record.data.get("verified"):
+            await tx.execute(
+                f"DELETE FROM {q('_externalAuths')} WHERE {q('collectionRef')} = ? "
+                f"AND {q('recordRef')} = ?",
+                (coll.id, record.id),
+            )
+        return await update_record(app, coll, record.id, body, SYSTEM_INFO, tx, renew_key=True)
+
+
 async def request_verification(app: App, coll: Collection, body: Any) -> None:
     """Mail a verification link to an unverified record with this email."""
     email = valid_email(body)
     record = await find_by_email(app, coll, email)
     if record is None or record.data.get("verified"):
         return
-    token = issue_token(coll, record, "verification", {"email": record.data["email"]})
-    send_template(app, coll, record, "verificationTemplate", email, {"TOKEN": token})
+    address = str(record.data["email"])
+    token = issue_token(coll, record, "verification", {"email": address})
+    send_template(app, coll, record, "verificationTemplate", address, {"TOKEN": token})
 
 
 async def confirm_verification(app: App, coll: Collection, body: Any) -> None:
     """Mark the record of a verification token verified."""
     record, _ = await _token_record(app, coll, body, "verification")
     if not record.data.get("verified"):
-        await update_record(app, coll, record.id, {"verified": True}, SYSTEM_INFO)
+        await claim_account(app, coll, record, reset_password=False)
 
 
 async def request_password_reset(app: App, coll: Collection, body: Any) -> None:
@@ -80,8 +115,9 @@ async def request_password_reset(app: App, coll: Collection, body: Any) -> None:
     record = await find_by_email(app, coll, email)
     if record is None:
         return
-    token = issue_token(coll, record, "passwordReset", {"email": record.data["email"]})
-    send_template(app, coll, record, "resetPasswordTemplate", email, {"TOKEN": token})
+    address = str(record.data["email"])
+    token = issue_token(coll, record, "passwordReset", {"email": address})
+    send_template(app, coll, record, "resetPasswordTemplate", address, {"TOKEN": token})
 
 
 async def confirm_password_reset(app: App, coll: Collection, body: Any) -> None:
@@ -92,16 +128,12 @@ async def confirm_password_reset(app: App, coll: Collection, body: Any) -> None:
     """
     record, _ = await _token_record(app, coll, body, "passwordReset")
     values = required_strings(body, "password", "passwordConfirm")
-    await update_record(
+    await claim_account(
         app,
         coll,
-        record.id,
-        {
-            "password": values["password"],
-            "passwordConfirm": values["passwordConfirm"],
-            "verified": True,
-        },
-        SYSTEM_INFO,
+        record,
+        reset_password=True,
+        extra={"password": values["password"], "passwordConfirm": values["passwordConfirm"]},
     )
 
 

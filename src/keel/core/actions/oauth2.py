@@ -20,7 +20,8 @@ import secrets
 from typing import Any
 
 from keel.core.actions.auth import find_by_email, finish_auth, required_strings
-from keel.core.actions.records import create_record, delete_record, update_record
+from keel.core.actions.auth_email import claim_account
+from keel.core.actions.records import create_record, delete_record
 from keel.core.app import App
 from keel.core.collection import Collection
 from keel.core.errors import (
@@ -30,6 +31,7 @@ from keel.core.errors import (
     NotFoundError,
     ValidationError,
 )
+from keel.core.files import write_transaction
 from keel.core.record import Record, from_row, select_sql
 from keel.core.request import SYSTEM, RequestInfo
 from keel.security.oauth2 import AuthUser, OAuth2Error, Provider, exchange, start
@@ -175,21 +177,19 @@ async def _record_for(
     signed_coll = info.auth.collection
     same_collection = signed_coll is not None and signed_coll.id == coll.id
     if signed_in is not None and same_collection and not info.auth.api_key:
-        same_email = email and email.lower() == str(signed_in.data["email"]).lower()
-        async with app.db.transaction() as tx:  # the link and the upgrade, or neither
-            await _link(app, coll, signed_in, provider.name, user.id, tx)
-            if same_email and not signed_in.data.get("verified"):
-                # Now proven to own the address: verified, and the password set
-                # before that proof no longer opens the account.
-                fresh = secrets.token_urlsafe(32)
-                signed_in = await update_record(
-                    app,
-                    coll,
-                    signed_in.id,
-                    {"verified": True, "password": fresh, "passwordConfirm": fresh},
-                    SYSTEM_INFO,
-                    tx,
+        same_email = bool(email) and email.lower() == str(signed_in.data["email"]).lower()
+        if not signed_in.data.get("verified"):
+            if not same_email:
+                # Linking an identity to an address nobody proved would let
+                # whoever pre-registered it keep a way in after the owner
+                # claims the account.
+                raise BadRequestError(
+                    "Verify the account's email before linking another sign-in method."
                 )
+            # Now proven to own the address: verified, other links dropped, and
+            # the password set before that proof no longer opens the account.
+            signed_in = await claim_account(app, coll, signed_in, reset_password=True)
+        await _link(app, coll, signed_in, provider.name, user.id)
         return signed_in, False
     if email:
         existing = await find_by_email(app, coll, email)
@@ -243,7 +243,7 @@ async def _create(
         body=data,
         context="oauth2",
     )
-    async with app.db.transaction() as tx:
+    async with write_transaction(app) as tx:
         record = await create_record(app, coll, data, creator, tx, trusted=True)
         await _link(app, coll, record, provider.name, user.id, tx)
     return record

@@ -17,12 +17,13 @@ from keel.core.actions.auth import (
     finish_auth,
     required_strings,
 )
-from keel.core.actions.auth_email import SYSTEM_INFO, valid_email
-from keel.core.actions.records import create_record, delete_record, update_record
+from keel.core.actions.auth_email import SYSTEM_INFO, claim_account, valid_email
+from keel.core.actions.records import create_record
 from keel.core.app import App
 from keel.core.collection import Collection
-from keel.core.errors import BadRequestError, ForbiddenError, NotFoundError
+from keel.core.errors import BadRequestError, ForbiddenError
 from keel.core.fields.text import generate
+from keel.core.files import write_transaction
 from keel.core.mail import send_template
 from keel.core.record import Record, from_row, select_sql
 from keel.core.request import RequestInfo
@@ -40,26 +41,51 @@ def _otp_options(coll: Collection) -> dict[str, Any]:
 
 
 async def request_otp(app: App, coll: Collection, body: Any) -> str:
-    """Create and mail an OTP for the record with this email; return its id."""
+    """Create and mail an OTP for the record with this email; return its id.
+
+    A new OTP replaces the record's earlier ones and inherits their wrong
+    attempts, so asking for fresh codes does not buy more guesses: a record
+    gets :data:`MAX_ATTEMPTS` wrong codes per ``otp.duration``, as in
+    PocketBase.
+    """
     otp = _otp_options(coll)
     email = valid_email(body)
+    code = "".join(secrets.choice("0123456789") for _ in range(int(otp["length"])))
     record = await find_by_email(app, coll, email)
     if record is None:
+        await app.passwords.hash(code)  # the same work as for a real account: no timing oracle
         return generate("[a-z0-9]{15}")  # looks like a real id; matches nothing
-    code = "".join(secrets.choice("0123456789") for _ in range(int(otp["length"])))
-    created = await create_record(
-        app,
-        app.collection("_otps"),
-        {
-            "collectionRef": coll.id,
-            "recordRef": record.id,
-            "password": code,
-            "sentTo": record.data["email"],
-        },
-        SYSTEM_INFO,
-    )
+    otps = app.collection("_otps")
+    q = app.dialect.quote
+    where = f"{q('collectionRef')} = ? AND {q('recordRef')} = ?"
+    async with write_transaction(app) as tx:
+        rows = await tx.fetch_all(
+            f"SELECT {q('attempts')}, {q('created')} FROM {q('_otps')} WHERE {where}",
+            (coll.id, record.id),
+        )
+        window = int(otp.get("duration", 180))
+        spent = sum(int(r[0] or 0) for r in rows if age_seconds(str(r[1])) <= window)
+        await tx.execute(f"DELETE FROM {q('_otps')} WHERE {where}", (coll.id, record.id))
+        created = await create_record(
+            app,
+            otps,
+            {
+                "collectionRef": coll.id,
+                "recordRef": record.id,
+                "password": code,
+                "sentTo": record.data["email"],
+                "attempts": min(spent, MAX_ATTEMPTS),
+            },
+            SYSTEM_INFO,
+            tx,
+        )
     send_template(
-        app, coll, record, "otp.emailTemplate", email, {"OTP": code, "OTP_ID": created.id}
+        app,
+        coll,
+        record,
+        "otp.emailTemplate",
+        str(record.data["email"]),
+        {"OTP": code, "OTP_ID": created.id},
     )
     return created.id
 
@@ -69,41 +95,45 @@ async def auth_with_otp(
 ) -> tuple[str, Record]:
     """Sign in with an OTP id and its code.
 
+    Each try first takes one attempt atomically (so parallel guesses cannot
+    exceed the limit), and a correct code is consumed by a delete that only
+    one request can win.
+
     Raises:
         BadRequestError: unknown, expired, exhausted or wrong OTP (one message).
     """
     otp = _otp_options(coll)
     values = required_strings(body, "otpId", "password")
     otps = app.collection("_otps")
-    row = await app.db.fetch_one(
-        f"{select_sql(app.dialect, otps)} WHERE id = ?", (values["otpId"],)
-    )
+    q = app.dialect.quote
+    sql = f"{select_sql(app.dialect, otps)} WHERE id = ?"
+    row = await app.db.fetch_one(sql, (values["otpId"],))
     entry = from_row(otps, row) if row else None
     if entry is None or entry.data["collectionRef"] != coll.id:
         raise BadRequestError(INVALID_OTP)
     if age_seconds(str(entry.data["created"])) > int(otp.get("duration", 180)):
-        await delete_record(app, otps, entry.id, SYSTEM_INFO)
+        await app.db.execute(f"DELETE FROM {q('_otps')} WHERE id = ?", (entry.id,))
         raise BadRequestError(INVALID_OTP)
+    taken = await app.db.execute(
+        f"UPDATE {q('_otps')} SET {q('attempts')} = {q('attempts')} + 1 "
+        f"WHERE id = ? AND {q('attempts')} < ?",
+        (entry.id, MAX_ATTEMPTS),
+    )
+    if taken != 1:
+        raise BadRequestError(INVALID_OTP)  # no attempts left
     if not await app.passwords.verify(values["password"], str(entry.data["password"])):
-        attempts = int(entry.data.get("attempts") or 0) + 1
-        if attempts >= MAX_ATTEMPTS:
-            await delete_record(app, otps, entry.id, SYSTEM_INFO)
-        else:
-            await update_record(app, otps, entry.id, {"attempts": attempts}, SYSTEM_INFO)
         raise BadRequestError(INVALID_OTP)
+    used = await app.db.execute(f"DELETE FROM {q('_otps')} WHERE id = ?", (entry.id,))
+    if used != 1:
+        raise BadRequestError(INVALID_OTP)  # a concurrent request used it first
     row = await app.db.fetch_one(
         f"{select_sql(app.dialect, coll)} WHERE id = ?", (entry.data["recordRef"],)
     )
     if row is None:
-        await delete_record(app, otps, entry.id, SYSTEM_INFO)
         raise BadRequestError(INVALID_OTP)
     record = from_row(coll, row)
-    try:
-        await delete_record(app, otps, entry.id, SYSTEM_INFO)
-    except NotFoundError:
-        raise BadRequestError(INVALID_OTP) from None  # a concurrent request used it first
     if not record.data.get("verified") and entry.data.get("sentTo") == record.data.get("email"):
-        # The code reached the address: it is verified.
-        record = await update_record(app, coll, record.id, {"verified": True}, SYSTEM_INFO)
+        # The code reached the address: whoever holds it owns the account now.
+        record = await claim_account(app, coll, record, reset_password=True)
     mfa_id = body.get("mfaId") if isinstance(body, dict) else None
     return await finish_auth(app, coll, record, info, "otp", mfa_id)

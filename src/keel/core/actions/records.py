@@ -128,11 +128,17 @@ async def _count(app: App, sql: str, params: tuple[Any, ...]) -> int:
 
 
 async def find_record(
-    ex: Executor, coll: Collection, record_id: str, rule: RuleFilter
+    ex: Executor, coll: Collection, record_id: str, rule: RuleFilter, *, lock: bool = False
 ) -> Record | None:
-    """The record with this id that also matches ``rule``, or ``None``."""
+    """The record with this id that also matches ``rule``, or ``None``.
+
+    ``lock`` (inside a write transaction) keeps concurrent writers of the row
+    waiting until this transaction ends, so a read-modify-write of the whole
+    row cannot lose another's change. SQLite serializes writers anyway.
+    """
     where, bound = _where(rule, f"{dialect_of(ex).quote('id')} = ?", (record_id,))
-    row = await ex.fetch_one(f"{select_sql(dialect_of(ex), coll)}{where}", bound)
+    suffix = " FOR UPDATE" if lock and dialect_of(ex).name == "postgres" else ""
+    row = await ex.fetch_one(f"{select_sql(dialect_of(ex), coll)}{where}{suffix}", bound)
     return from_row(coll, row) if row else None
 
 
@@ -233,7 +239,28 @@ async def create_record(
             rule_filter(app, coll, "createRule", info)  # refuse before storing anything
             body = dict(body)
             body = await stage_uploads(app, coll, _new_record_id(coll, body), body, staged)
-        return await _create(app, coll, body, info, tx, trusted)
+        record = await _create(app, coll, body, info, tx, trusted)
+        _drop_unused(app, coll, record, staged)
+        return record
+
+
+def _truthy(coll: Collection, value: Any) -> bool:
+    """A ``verified`` body value as the bool field reads it (form ``"false"`` is false)."""
+    fld = coll.field("verified")
+    try:
+        return bool(fld.normalize(value)) if fld is not None else False
+    except FieldError:
+        return False
+
+
+def _drop_unused(app: App, coll: Collection, record: Record, staged: list[str]) -> None:
+    """Delete uploads the saved record does not name (e.g. sent as ``field-``)."""
+    if not staged:
+        return
+    kept = {name for names in file_names(coll, record).values() for name in names}
+    unused = [key for key in staged if key.rsplit("/", 1)[-1] not in kept]
+    if unused:
+        app.spawn(delete_keys(app, unused))
 
 
 def _new_record_id(coll: Collection, body: dict[str, Any]) -> str:
@@ -273,7 +300,7 @@ async def _create(
         coll.is_auth
         and not info.auth.is_superuser
         and manage_rule is not None
-        and bool(body.get("verified"))
+        and _truthy(coll, body.get("verified"))
         and not trusted
     )
     manager = trusted or info.auth.is_superuser or check_manager or not coll.is_auth
@@ -340,7 +367,9 @@ async def update_record(
             if await find_record(app.db, coll, record_id, ALL_ROWS) is None:
                 raise NotFoundError()
             body = await stage_uploads(app, coll, record_id, body, staged)
-        return await _update(app, coll, record_id, body, info, tx, renew_key)
+        record = await _update(app, coll, record_id, body, info, tx, renew_key)
+        _drop_unused(app, coll, record, staged)
+        return record
 
 
 async def _update(
@@ -355,7 +384,7 @@ async def _update(
     message = "Failed to update record."
     rule = rule_filter(app, coll, "updateRule", info)
     async with _transaction(app, tx) as ex:
-        record = await find_record(ex, coll, record_id, rule)
+        record = await find_record(ex, coll, record_id, rule, lock=True)
         if record is None:
             raise NotFoundError()
         before = file_names(coll, record)
@@ -416,7 +445,7 @@ async def delete_record(
     """
     rule = rule_filter(app, coll, "deleteRule", info)
     async with _transaction(app, tx) as ex:
-        record = await find_record(ex, coll, record_id, rule)
+        record = await find_record(ex, coll, record_id, rule, lock=True)
         if record is None:
             raise NotFoundError()
         await _delete(app, ex, record, info, depth=0)

@@ -29,11 +29,11 @@ from keel.core.errors import (
     NotFoundError,
     ValidationError,
 )
-from keel.core.files import write_transaction
+from keel.core.files import has_uploads, write_transaction
 from keel.core.request import RequestInfo
 from keel.core.rule import ALL_ROWS
 from keel.core.visibility import record_json
-from keel.http.body import read_bytes, read_data
+from keel.http.body import close_body, read_bytes, read_data
 from keel.http.context import get_app, request_info
 from keel.http.response import JSONResponse, error_body
 from keel.storage.db.database import Executor
@@ -94,7 +94,12 @@ async def batch(request: Request) -> Response:
     limit = settings["maxBodySize"] or app.config.max_body_size
     ctype = request.headers.get("content-type", "")
     if ctype.startswith(("multipart/", "application/x-www-form-urlencoded")):
-        data: Any = await read_data(request, limit)
+        try:
+            data: Any = await read_data(request, limit)
+            if has_uploads(data):
+                raise BadRequestError("File uploads in batch requests are not supported yet.")
+        finally:
+            await close_body(request)
     else:
         raw = await read_bytes(request, limit)
         try:

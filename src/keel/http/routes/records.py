@@ -12,6 +12,7 @@ from starlette.routing import Route
 from keel.core.actions import records as actions
 from keel.core.actions.listing import parse_list_params
 from keel.core.expand import expand_records
+from keel.core.files import file_fields
 from keel.core.presentation import present, projection_of
 from keel.core.projection import project_page
 from keel.http.body import close_body, read_data
@@ -45,10 +46,29 @@ async def view_record(request: Request) -> Response:
     return cacheable_json(request, await present(app, coll, record, info, projection))
 
 
+async def _upload_limit(request: Request) -> int:
+    """The largest multipart body this collection can need: its files plus the rest.
+
+    A collection without file fields takes no uploads at all, so nobody can
+    make the server spool gigabytes to disk before any check.
+    """
+    app = get_app(request)
+    await app.refresh()
+    coll = app.find_collection(request.path_params["collection"])
+    room = (
+        sum(f.max_size * max(int(f.options["maxSelect"] or 1), 1) for f in file_fields(coll))
+        if coll is not None
+        else 0
+    )
+    return min(
+        app.config.max_body_size + room, max(app.config.max_upload_size, app.config.max_body_size)
+    )
+
+
 async def create_record(request: Request) -> Response:
     app = get_app(request)
     try:
-        body = await read_data(request, app.config.max_body_size, app.config.max_upload_size)
+        body = await read_data(request, app.config.max_body_size, await _upload_limit(request))
         info = await request_info(request, body)
         projection = _projection(info)
         coll = app.collection(
@@ -63,7 +83,7 @@ async def create_record(request: Request) -> Response:
 async def update_record(request: Request) -> Response:
     app = get_app(request)
     try:
-        body = await read_data(request, app.config.max_body_size, app.config.max_upload_size)
+        body = await read_data(request, app.config.max_body_size, await _upload_limit(request))
         info = await request_info(request, body)
         projection = _projection(info)
         coll = app.collection(
