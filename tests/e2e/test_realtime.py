@@ -181,3 +181,26 @@ async def test_resume_after_reconnect(server: Server, http: httpx.AsyncClient, p
         ).json()
         assert live["id"] == (await again.next()).data["record"]["id"]
         assert [] == await again.none_within(0.5)
+
+
+async def test_oauth2_redirect_reaches_the_client(server: Server, http: httpx.AsyncClient) -> None:
+    """The all-in-one OAuth2 flow: the provider's redirect is handed to the client in state."""
+    async with SSEClient(server.base_url) as sse:
+        await sse.subscribe(["@oauth2"])
+        done = await http.get(
+            "/api/oauth2-redirect", params={"state": sse.client_id, "code": "the-code"}
+        )
+        assert 200 == done.status_code
+        assert "window.close" in done.text
+        event = await sse.next()
+        assert ("@oauth2", {"state": sse.client_id, "code": "the-code", "error": ""}) == (
+            event.name,
+            event.data,
+        )
+        posted = await http.post(
+            "/api/oauth2-redirect", data={"state": sse.client_id, "error": "access_denied"}
+        )
+        assert 400 == posted.status_code
+        assert "access_denied" == (await sse.next()).data["error"]
+    unknown = await http.get("/api/oauth2-redirect", params={"state": "nobody", "code": "c"})
+    assert 400 == unknown.status_code

@@ -312,3 +312,34 @@ async def test_slow_consumer_is_disconnected_and_others_get_everything(
         assert delivered < BURST, delivered
     finally:
         stalled.close()
+
+
+async def test_concurrent_subscriptions_all_take_effect(
+    cluster: Cluster, b_http: httpx.AsyncClient, notes: None
+) -> None:
+    """Many clients of A subscribing at once, through A and B, all get the next event."""
+    count = 120
+    async with (
+        contextlib.AsyncExitStack() as stack,
+        httpx.AsyncClient(base_url=cluster.a.base_url, timeout=60.0) as a_http,
+    ):
+        clients = [
+            await stack.enter_async_context(SSEClient(cluster.a.base_url)) for _ in range(count)
+        ]
+        responses = await asyncio.gather(
+            *(
+                (a_http, b_http)[n % 2].post(
+                    "/api/realtime", json={"clientId": c.client_id, "subscriptions": ["notes/*"]}
+                )
+                for n, c in enumerate(clients)
+            )
+        )
+        assert [204] * count == [r.status_code for r in responses]
+        record = (await b_http.post("/api/collections/notes/records", json={"title": "a"})).json()
+        got = await asyncio.gather(*(c.none_within(3.0) for c in clients))
+        missed = [
+            n
+            for n, events in enumerate(got)
+            if [record["id"]] != [e.data["record"]["id"] for e in events]
+        ]
+        assert [] == missed

@@ -82,6 +82,19 @@ async def record_event(
     )
 
 
+async def client_message(ex: Executor, topic: str, client_id: str, data: dict[str, Any]) -> None:
+    """Add a message for one realtime client (e.g. an OAuth2 redirect) to ``ex``.
+
+    It travels like record events, so it reaches the client on whichever
+    worker or node holds its stream.
+    """
+    await ex.execute(
+        "INSERT INTO _keel_events (collection, record, action, data, old, created, stamp) "
+        "VALUES (?, ?, ?, ?, NULL, ?, ?)",
+        (topic, client_id, "message", orjson.dumps(data).decode(), now_text(), time.time()),
+    )
+
+
 def _event(row: tuple[Any, ...]) -> OutboxEvent:
     return OutboxEvent(
         id=int(row[0]),

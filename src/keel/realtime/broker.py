@@ -48,6 +48,9 @@ MAX_SUBSCRIPTIONS = 1000
 MAX_TOPIC_LENGTH = 2500
 #: Event names (SSE ``event:``) Keel sends besides the subscription topics.
 CONNECT_EVENT = "PB_CONNECT"
+#: The topic of the SDKs' all-in-one OAuth2 flow: the provider's redirect
+#: (``/api/oauth2-redirect``) is handed to the client whose id is the ``state``.
+OAUTH2_TOPIC = "@oauth2"
 RESYNC_EVENT = "KEEL_RESYNC"
 
 
@@ -70,6 +73,8 @@ def parse_topic(text: Any) -> Topic:
     """
     if not isinstance(text, str) or not text or len(text) > MAX_TOPIC_LENGTH:
         raise BadRequestError("Invalid subscription topic.")
+    if text == OAUTH2_TOPIC:
+        return Topic(text, OAUTH2_TOPIC, "", {}, {})
     parts = urlsplit(text)
     path = parts.path
     collection, _, record_id = path.partition("/")
@@ -305,6 +310,11 @@ class Broker:
 
     async def _deliver(self, client: Client, event: OutboxEvent) -> None:
         if event.id <= client.delivered:
+            return
+        if event.collection_id == OAUTH2_TOPIC:
+            if event.record_id == client.id and any(t.name == OAUTH2_TOPIC for t in client.topics):
+                client.push(sse(OAUTH2_TOPIC, event.data, event.id))
+            client.delivered = max(client.delivered, event.id)
             return
         coll = self.app.find_collection(event.collection_id)
         if coll is None:

@@ -15,12 +15,14 @@ import time
 from collections.abc import AsyncIterator
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from keel.http.body import read_json
+from keel.core.files import write_transaction
+from keel.core.outbox import client_message
+from keel.http.body import read_data, read_json
 from keel.http.context import get_app, request_info
-from keel.realtime.broker import Broker, set_subscriptions
+from keel.realtime.broker import OAUTH2_TOPIC, Broker, set_subscriptions
 
 HEARTBEAT_SECONDS = 30.0
 IDLE_SECONDS = 300.0
@@ -76,3 +78,39 @@ routes = [
     Route("/api/realtime", connect, methods=["GET"]),
     Route("/api/realtime", subscribe, methods=["POST"]),
 ]
+
+
+_REDIRECT_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>{title}</title></head>
+<body><p>{title}</p><p>You can close this window.</p>
+<script>window.close();</script></body></html>
+"""
+
+
+async def oauth2_redirect(request: Request) -> Response:
+    """The provider's redirect of the all-in-one OAuth2 flow (popup).
+
+    The SDK used its realtime ``clientId`` as the OAuth2 ``state``; the code
+    (or error) goes to that client as an ``@oauth2`` event, and the SDK then
+    calls ``auth-with-oauth2`` with it and its code verifier.
+    """
+    app = get_app(request)
+    params: dict[str, str] = dict(request.query_params)
+    if request.method == "POST":  # response_mode=form_post
+        body = await read_data(request, app.config.max_body_size)
+        params.update({k: v for k, v in body.items() if isinstance(v, str)})
+    state = params.get("state", "")
+    data = {"state": state, "code": params.get("code", ""), "error": params.get("error", "")}
+    known = bool(state) and await app.db.fetch_one(
+        "SELECT 1 FROM _keel_realtime WHERE id = ?", (state,)
+    )
+    if known:
+        async with write_transaction(app) as tx:
+            await client_message(tx, OAUTH2_TOPIC, state, data)
+    ok = bool(known) and bool(data["code"]) and not data["error"]
+    title = "Authentication completed." if ok else "Authentication failed."
+    headers = {"Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'"}
+    return HTMLResponse(_REDIRECT_PAGE.format(title=title), 200 if ok else 400, headers=headers)
+
+
+routes += [Route("/api/oauth2-redirect", oauth2_redirect, methods=["GET", "POST"])]
