@@ -80,19 +80,9 @@ class FileField(MultiValueField):
         # A new upload to a single-file field replaces the current file.
         return values[-1] if isinstance(values[-1], PendingFile) else _single(values)
 
-    def modify(self, current: Any, op: str, value: Any) -> Any:
-        items = self.values_of(current)
-        change = _names(value)
-        if op == "+":
-            items = items + change
-        elif op == "^":
-            items = change + items
-        else:
-            items = [v for v in items if v not in set(change)]
-        items = unique(items)
-        if self.multiple:
-            return items
-        return items[-1] if items else ""
+    def input_values(self, value: Any) -> list[str]:
+        # Names keep their type: a PendingFile must stay one through modifiers.
+        return _names(value)
 
     def validate(self, value: Any) -> None:
         self.check_count(self.values_of(value))

@@ -73,9 +73,17 @@ class MultiValueField(Field):
             return value
         return [value] if value else []
 
+    def input_values(self, value: Any) -> list[str]:
+        """Input for modifiers as a list of strings.
+
+        Raises:
+            FieldError: neither a string nor a list of strings.
+        """
+        return as_string_list(value)
+
     def modify(self, current: Any, op: str, value: Any) -> Any:
         items = self.values_of(current)
-        change = as_string_list(value)
+        change = self.input_values(value)
         if op == "+":
             items = items + change
         elif op == "^":
