@@ -58,6 +58,12 @@ TICKS = {
 }
 #: Connections opened at once while ramping (below uvicorn's backlog of 2048).
 OPEN_CONCURRENCY = 200
+#: Keep-alive connections for the subscription POSTs and the writes.
+HTTP_CONNECTIONS = 32
+#: Open files besides the subscribers' sockets (keep-alive pool, /proc reads…).
+FD_HEADROOM = 512
+#: Idle seconds after which a keep-alive connection is not reused.
+KEEPALIVE_SECONDS = 2.0
 CONNECT_TIMEOUT = 30.0
 
 
@@ -139,6 +145,72 @@ class Subscriber(asyncio.Protocol):
             self.transport.close()
 
 
+class RawHTTP:
+    """Keep-alive HTTP/1.1 connections for small JSON requests.
+
+    httpx spends several milliseconds of CPU per request at this concurrency,
+    which made this one client process, not the server, the limit.
+    """
+
+    def __init__(self, host: str, port: int, size: int) -> None:
+        self.host = host
+        self.port = port
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
+        self.gate = asyncio.Semaphore(size)
+
+    async def request(
+        self, method: str, path: str, body: Any, headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes]:
+        """Status and body of one request, with ``body`` sent as JSON."""
+        async with self.gate:
+            # Connections idle for long may be closing on the server's side
+            # (uvicorn's keep-alive timeout is 5 s): drop them.
+            now = time.monotonic()
+            while self.idle and now - self.idle[-1][2] > KEEPALIVE_SECONDS:
+                self.idle.pop()[1].close()
+            if self.idle:
+                reader, writer, _ = self.idle.pop()
+            else:
+                reader, writer = await asyncio.open_connection(self.host, self.port)
+            try:
+                status, payload, keep = await self._exchange(
+                    reader, writer, method, path, orjson.dumps(body), headers or {}
+                )
+            except BaseException:
+                writer.close()
+                raise
+            if keep:
+                self.idle.append((reader, writer, time.monotonic()))
+            else:
+                writer.close()
+            return status, payload
+
+    async def _exchange(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        method: str,
+        path: str,
+        data: bytes,
+        headers: dict[str, str],
+    ) -> tuple[int, bytes, bool]:
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        writer.write(
+            f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{head}"
+            f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n".encode()
+            + data
+        )
+        lines = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        fields = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+        payload = await reader.readexactly(int(fields.get("content-length", "0")))
+        return status, payload, fields.get("connection", "").lower() != "close"
+
+    def close(self) -> None:
+        for _, writer, _ in self.idle:
+            writer.close()
+
+
 @dataclass
 class Level:
     """One step of the ramp."""
@@ -205,18 +277,14 @@ class Bench:
         self.port = int(port)
         self.fanout = Fanout()
         self.subscribers: list[Subscriber] = []
-        self.http = httpx.AsyncClient(
-            base_url=running.url,
-            headers={"Authorization": token},
-            timeout=CONNECT_TIMEOUT,
-            limits=httpx.Limits(max_connections=OPEN_CONCURRENCY),
-        )
+        self.token = token
+        self.http = RawHTTP(self.host, self.port, HTTP_CONNECTIONS)
         self.writes = 0
 
     async def close(self) -> None:
         for sub in self.subscribers:
             sub.close()
-        await self.http.aclose()
+        self.http.close()
 
     async def _open_one(self, gate: asyncio.Semaphore) -> Subscriber:
         async with gate:
@@ -228,11 +296,14 @@ class Bench:
             )
             try:
                 client_id = await asyncio.wait_for(sub.client_id, CONNECT_TIMEOUT)
-                response = await self.http.post(
-                    "/api/realtime", json={"clientId": client_id, "subscriptions": [TOPIC]}
+                status, body = await asyncio.wait_for(
+                    self.http.request(
+                        "POST", "/api/realtime", {"clientId": client_id, "subscriptions": [TOPIC]}
+                    ),
+                    CONNECT_TIMEOUT,
                 )
-                if response.status_code != 204:
-                    raise RuntimeError(f"subscribe -> {response.status_code} {response.text[:100]}")
+                if status != 204:
+                    raise RuntimeError(f"subscribe -> {status} {body[:100]!r}")
             except BaseException:
                 sub.close()
                 raise
@@ -268,11 +339,15 @@ class Bench:
     async def write(self) -> str:
         """One record holding the time just before its POST; its id."""
         self.writes += 1
-        response = await self.http.post(
-            "/api/collections/ticks/records", json={"t": time.time(), "level": self.writes}
+        status, body = await self.http.request(
+            "POST",
+            "/api/collections/ticks/records",
+            {"t": time.time(), "level": self.writes},
+            {"Authorization": self.token},
         )
-        response.raise_for_status()
-        record_id: str = response.json()["id"]
+        if status != 200:
+            raise RuntimeError(f"write -> {status} {body[:200]!r}")
+        record_id: str = orjson.loads(body)["id"]
         return record_id
 
     def alive(self) -> int:
@@ -354,6 +429,9 @@ async def run(running: Running, args: argparse.Namespace) -> dict[str, Any]:
             if time.monotonic() >= deadline:
                 level.note = "not run: time budget spent"
                 break
+            if n + FD_HEADROOM > args.open_files:
+                level.note = f"not run: this process may open {args.open_files} files"
+                break
             log(f"level {n}: opening {n - len(bench.subscribers)} subscribers…")
             await bench.grow(level, deadline)
             await bench.probe(level)
@@ -387,6 +465,9 @@ def render(result: dict[str, Any]) -> str:
         "|---:|:---:|---:|---:|---:|---:|---|---:|---:|",
     ]
     for lv in result["levels"]:
+        if lv["note"].startswith("not run"):
+            lines.append(f"| {lv['subscribers']:,} | {lv['note']} |")
+            continue
         lines.append(
             f"| {lv['subscribers']:,} | {'yes' if lv['held'] else 'no'} | {lv['opened']:,} "
             f"| {lv['errors']} | {lv['dropped']} | {lv['delivered']:,} "
@@ -420,13 +501,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--probe-timeout", type=float, default=30.0)
     parser.add_argument("--budget", type=float, default=240.0, help="seconds for the whole run")
     parser.add_argument("--workers", type=int, default=0, help="keel serve --workers (0: cores)")
+    parser.add_argument(
+        "--sqlite-synchronous", default="", help="KEEL_SQLITE_SYNCHRONOUS (default: Keel's, FULL)"
+    )
     parser.add_argument("--results", type=Path, default=HERE / "results")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    limit = raise_open_files(max(args.levels) + 2048)
+    limit = args.open_files = raise_open_files(max(args.levels) + FD_HEADROOM)
     try:
         import uvloop
 
@@ -441,6 +525,8 @@ def main(argv: list[str] | None = None) -> int:
         workers=workers,
         extra_env={"KEEL_ARGON2_TIME_COST": "1", "KEEL_ARGON2_MEMORY_KIB": "1024"},
     )
+    if args.sqlite_synchronous:
+        launcher.extra_env["KEEL_SQLITE_SYNCHRONOUS"] = args.sqlite_synchronous
     with (
         tempfile.TemporaryDirectory(prefix="keel-bench-realtime-") as tmp,
         launcher.start(Path(tmp), EMAIL, PASSWORD) as running,

@@ -12,6 +12,9 @@ the REST API lists and views after every write.
 
 Waiting is by marker, never by sleep: a public record every subscriber sees
 closes each phase (and the run).
+
+Around the matrix: a client whose auth record is deleted is disconnected (as
+in PocketBase), and no client gets changes committed before it connected.
 """
 
 from __future__ import annotations
@@ -464,3 +467,25 @@ async def test_deleting_the_auth_record_disconnects_its_clients(
         created = await http.post("/api/collections/docs/records", json=marker.body(), headers=su)
         assert 200 == created.status_code, created.text
         assert marker.id == (await guest.next()).data["record"]["id"]  # others stay
+
+
+async def test_no_event_from_before_the_connection(
+    server: Server, http: httpx.AsyncClient, su: dict[str, str]
+) -> None:
+    """A new client gets only changes committed after it connected, however late it is read."""
+    await create_schema(http, su)
+    for n in range(5):
+        earlier = Doc(f"early{n:010d}", public=True)
+        created = await http.post("/api/collections/docs/records", json=earlier.body(), headers=su)
+        assert 200 == created.status_code, created.text
+    async with SSEClient(server.base_url) as sse:
+        await sse.subscribe(["docs/*", f"docs/early{0:010d}"])
+        marker = Doc("mark00000000000", public=True)
+        created = await http.post("/api/collections/docs/records", json=marker.body(), headers=su)
+        assert 200 == created.status_code, created.text
+        first = await sse.next(SETTLE_SECONDS)
+        assert ("docs/*", "create", marker.id) == (
+            first.name,
+            first.data["action"],
+            first.data["record"]["id"],
+        )

@@ -4,9 +4,10 @@ Each node runs one worker on its own port; both use the same database (a
 PostgreSQL schema, or one SQLite data folder) and ``KEEL_REDIS_URL`` with a
 channel prefix of the test's own. A stream held by node A gets the events of
 writes made through node B, and ``POST /api/realtime`` for A's client may
-land on B (the subscription table is shared). A subscriber that stops
-reading is disconnected while one that reads on the same node gets every
-event.
+land on B (the subscription table is shared), also when many land at once
+on both nodes. A client resuming on the other node with ``Last-Event-ID``
+gets what it missed. A subscriber that stops reading is disconnected while
+one that reads on the same node gets every event.
 
 Redis must answer at ``KEEL_TEST_REDIS_URL`` (default
 ``redis://127.0.0.1:6379/0``); without it these tests skip, except under
@@ -326,6 +327,8 @@ async def test_concurrent_subscriptions_all_take_effect(
         clients = [
             await stack.enter_async_context(SSEClient(cluster.a.base_url)) for _ in range(count)
         ]
+        # Subscription changes committed out of stamp order (two nodes race
+        # for the database) must all apply before the write's event.
         responses = await asyncio.gather(
             *(
                 (a_http, b_http)[n % 2].post(
@@ -336,10 +339,47 @@ async def test_concurrent_subscriptions_all_take_effect(
         )
         assert [204] * count == [r.status_code for r in responses]
         record = (await b_http.post("/api/collections/notes/records", json={"title": "a"})).json()
-        got = await asyncio.gather(*(c.none_within(3.0) for c in clients))
-        missed = [
-            n
-            for n, events in enumerate(got)
-            if [record["id"]] != [e.data["record"]["id"] for e in events]
+
+        async def first_id(client: SSEClient) -> str | None:
+            try:
+                event = await client.next(SETTLE_SECONDS / 4)
+            except TimeoutError:
+                return None
+            record_id: str = event.data["record"]["id"]
+            return record_id
+
+        got = await asyncio.gather(*(first_id(c) for c in clients))
+        assert [] == [n for n, record_id in enumerate(got) if record_id != record["id"]]
+
+
+async def test_resume_on_the_other_node_while_events_flow(
+    cluster: Cluster, b_http: httpx.AsyncClient, notes: None
+) -> None:
+    """A client resuming on B with Last-Event-ID gets what it missed, other events meanwhile too."""
+    async with SSEClient(cluster.a.base_url) as first:
+        await first.subscribe(["notes/*"])
+        seen = (await b_http.post("/api/collections/notes/records", json={"title": "0"})).json()
+        last = await first.next(SETTLE_SECONDS)
+        assert seen["id"] == last.data["record"]["id"]
+    missed = [
+        (await b_http.post("/api/collections/notes/records", json={"title": str(n)})).json()["id"]
+        for n in range(1, 4)
+    ]
+    async with (
+        SSEClient(cluster.b.base_url) as observer,
+        SSEClient(cluster.b.base_url, {"Last-Event-ID": last.id}) as again,
+    ):
+        await observer.subscribe(["notes/*"])
+        # Events B dispatches between the reconnect and the subscription.
+        between = [
+            (await b_http.post("/api/collections/notes/records", json={"title": t})).json()["id"]
+            for t in ("between-1", "between-2")
         ]
-        assert [] == missed
+        assert between == [
+            (await observer.next(SETTLE_SECONDS)).data["record"]["id"] for _ in between
+        ]
+        await again.subscribe(["notes/*"])
+        expected = [*missed, *between]
+        got = [(await again.next(SETTLE_SECONDS)).data["record"]["id"] for _ in expected]
+        assert expected == got
+        assert [] == await again.none_within(0.5)

@@ -46,6 +46,11 @@ CLIENTS_CHANNEL = "realtime-clients"
 CLIENT_BUFFER = 1000
 MAX_SUBSCRIPTIONS = 1000
 MAX_TOPIC_LENGTH = 2500
+#: How far back subscription changes are read again for ones that committed
+#: late. Note: it must exceed commit delays plus the clock skew between nodes.
+CLIENTS_LOOKBACK_SECONDS = 10.0
+#: How often a worker with clients looks back when no event makes it.
+RECHECK_SECONDS = 1.0
 #: Event names (SSE ``event:``) Keel sends besides the subscription topics.
 CONNECT_EVENT = "PB_CONNECT"
 #: The topic of the SDKs' all-in-one OAuth2 flow: the provider's redirect
@@ -159,6 +164,7 @@ class Broker:
         self._cursor = Cursor(0)
         self._clients_seen = 0.0
         self._last_prune = 0.0
+        self._last_recheck = 0.0
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -185,6 +191,10 @@ class Broker:
         client = Client(id=secrets.token_urlsafe(30)[:40])
         if last_event_id.isdigit():
             client.resume_from = int(last_event_id)
+        else:
+            # Changes committed before the connection are not the client's,
+            # even when this worker reads them after its subscription.
+            client.delivered = await last_id(self.app.db)
         now = time.time()
         client.version = now
         await self.app.db.execute(
@@ -243,31 +253,61 @@ class Broker:
         # Events first, subscriptions second: a subscription committed before
         # an event is then always in place when that event is dispatched.
         events = await self._cursor.read(self.app.db)
+        now = time.time()
         if self.clients:
-            await self._reload_clients()
+            # Steps that dispatch look back for late-committed changes (the
+            # guarantee above needs it); the others do now and then, so a late
+            # change still applies without waiting for an event.
+            recheck = bool(events) or now - self._last_recheck > RECHECK_SECONDS
+            if recheck:
+                self._last_recheck = now
+            await self._reload_clients(recheck)
         for event in events:
             await self._dispatch(event)
-        now = time.time()
         if now - self._last_prune > 60:
             self._last_prune = now
             await prune(self.app.db)
 
-    async def _reload_clients(self) -> None:
+    async def _reload_clients(self, recheck: bool) -> None:
+        """Apply subscription changes of this worker's clients.
+
+        A change is stamped with the writer's clock *before* it commits, so
+        one stamped earlier may commit after a later one was read (another
+        worker or node, a slower transaction): ``recheck`` reads the last
+        :data:`CLIENTS_LOOKBACK_SECONDS` again. A change applies when its
+        stamp differs from the client's (not "is newer": clocks of nodes
+        differ).
+        """
+        since = self._clients_seen - (CLIENTS_LOOKBACK_SECONDS if recheck else 0.0)
         rows = await self.app.db.fetch_all(
-            "SELECT id, auth, subscriptions, updated FROM _keel_realtime WHERE updated > ?",
-            (self._clients_seen,),
+            "SELECT id, updated FROM _keel_realtime WHERE updated > ?", (since,)
         )
+        changed: list[Client] = []
         for row in rows:
-            self._clients_seen = max(self._clients_seen, float(row[3]))
+            stamp = float(row[1])
+            self._clients_seen = max(self._clients_seen, stamp)
             client = self.clients.get(str(row[0]))
-            if client is not None and float(row[3]) > client.version:
-                await self._apply(client, orjson.loads(row[1]), orjson.loads(row[2]), float(row[3]))
+            if client is not None and stamp != client.version:
+                changed.append(client)
+        for client in changed:
+            full = await self.app.db.fetch_one(
+                "SELECT auth, subscriptions, updated FROM _keel_realtime WHERE id = ?",
+                (client.id,),
+            )
+            if full is not None and float(full[2]) != client.version:
+                await self._apply(
+                    client, orjson.loads(full[0]), orjson.loads(full[1]), float(full[2])
+                )
 
     async def _apply(
         self, client: Client, auth: dict[str, Any], topics: list[str], version: float
     ) -> None:
         client.version = version
         client.auth = await load_auth(self.app, auth)
+        if auth.get("record") and client.auth.record is None:
+            # Bound to a record deleted meanwhile: as if its delete came after.
+            client.close()
+            return
         client.topics = [parse_topic(t) for t in topics]
         if client.resume_from is not None and client.topics:
             start, client.resume_from = client.resume_from, None
@@ -309,7 +349,9 @@ class Broker:
                 client.auth = replace(auth, record=Record(coll, dict(event.data)), collection=coll)
 
     async def _deliver(self, client: Client, event: OutboxEvent) -> None:
-        if event.id <= client.delivered:
+        # A client without topics skips nothing: a resuming one gets these
+        # events replayed once its subscriptions arrive.
+        if event.id <= client.delivered or not client.topics:
             return
         if event.collection_id == OAUTH2_TOPIC:
             if event.record_id == client.id and any(t.name == OAUTH2_TOPIC for t in client.topics):
