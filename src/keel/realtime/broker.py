@@ -189,12 +189,16 @@ class Broker:
     async def connect(self, last_event_id: str = "") -> Client:
         """Register a new client; it resumes after ``last_event_id`` when given."""
         client = Client(id=secrets.token_urlsafe(30)[:40])
+        newest = await last_id(self.app.db)
+        if not self.clients:
+            # The outbox was not read while nobody listened here: start from now.
+            self._cursor = Cursor(max(self._cursor.position, newest))
         if last_event_id.isdigit():
             client.resume_from = int(last_event_id)
         else:
             # Changes committed before the connection are not the client's,
             # even when this worker reads them after its subscription.
-            client.delivered = await last_id(self.app.db)
+            client.delivered = newest
         now = time.time()
         client.version = now
         await self.app.db.execute(
@@ -250,10 +254,15 @@ class Broker:
                 await asyncio.sleep(self.poll_interval)  # back off before resubscribing
 
     async def _step(self) -> None:
+        now = time.time()
+        if not self.clients:
+            # Nobody to deliver to: no outbox read per write (the cursor jumps
+            # ahead when the next client connects).
+            await self._prune(now)
+            return
         # Events first, subscriptions second: a subscription committed before
         # an event is then always in place when that event is dispatched.
         events = await self._cursor.read(self.app.db)
-        now = time.time()
         if self.clients:
             # Steps that dispatch look back for late-committed changes (the
             # guarantee above needs it); the others do now and then, so a late
@@ -264,6 +273,9 @@ class Broker:
             await self._reload_clients(recheck)
         for event in events:
             await self._dispatch(event)
+        await self._prune(now)
+
+    async def _prune(self, now: float) -> None:
         if now - self._last_prune > 60:
             self._last_prune = now
             await prune(self.app.db)
