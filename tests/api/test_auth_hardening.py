@@ -4,27 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import re
 from typing import Any
 
 import httpx
 
 from keel.core.app import App
 from tests.api.people import PASSWORD, make_auth_collection, mint_key, register, sign_in
+from tests.api.test_auth import otp_code, use_smtp
 from tests.smtp import SMTPServer
-
-
-async def use_smtp(client: httpx.AsyncClient, su: dict[str, str], server: SMTPServer) -> None:
-    smtp = {"enabled": True, "host": server.host, "port": server.port}
-    assert 200 == (await client.patch("/api/settings", json={"smtp": smtp}, headers=su)).status_code
-
-
-async def otp_code(server: SMTPServer, address: str) -> str:
-    mail = await server.wait_for(lambda m: address in m.to)
-    server.clear()
-    match = re.search(r"\b(\d{8})\b", mail.text)
-    assert match is not None, mail.text
-    return match.group(1)
 
 
 async def test_scoped_key_cannot_write_system_collections(

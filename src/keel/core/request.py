@@ -79,3 +79,7 @@ class RequestInfo:
     headers: dict[str, str] = field(default_factory=dict)
     body: dict[str, Any] = field(default_factory=dict)
     context: str = "default"
+
+
+#: Keel's own writes (OTPs, MFA sessions, OAuth2 links, API keys, claims).
+SYSTEM_INFO = RequestInfo(auth=SYSTEM)

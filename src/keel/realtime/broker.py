@@ -28,13 +28,15 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
+from keel.core.actions.records import find_record
 from keel.core.app import App
 from keel.core.collection import Collection
 from keel.core.errors import BadRequestError, ForbiddenError, KeelError, NotFoundError
 from keel.core.outbox import Cursor, OutboxEvent, events_after, last_id, oldest_id, prune
 from keel.core.presentation import present, projection_of
-from keel.core.record import Record, from_row, select_sql
+from keel.core.record import Record
 from keel.core.request import ANONYMOUS, Auth, RequestInfo
+from keel.core.rule import ALL_ROWS
 from keel.realtime.access import condition, matches
 from keel.storage.pubsub.pubsub import PubSubError
 
@@ -429,14 +431,12 @@ async def load_auth(app: App, data: dict[str, Any]) -> Auth:
     coll = app.find_collection(str(data.get("collection") or ""))
     if coll is None or not data.get("record"):
         return ANONYMOUS
-    row = await app.db.fetch_one(
-        f"{select_sql(app.dialect, coll)} WHERE id = ?", (str(data["record"]),)
-    )
-    if row is None:
+    record = await find_record(app.db, coll, str(data["record"]), ALL_ROWS)
+    if record is None:
         return ANONYMOUS
     scopes = data.get("scopes")
     return Auth(
-        record=from_row(coll, row),
+        record=record,
         collection=coll,
         scopes=frozenset(scopes) if isinstance(scopes, list) else None,
         api_key=str(data.get("apiKey") or ""),

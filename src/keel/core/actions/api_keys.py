@@ -27,7 +27,7 @@ from keel.core.app import App
 from keel.core.errors import FieldError, ForbiddenError, UnauthorizedError, ValidationError
 from keel.core.fields.date import normalize_date, parse_datetime
 from keel.core.record import Record, from_row, select_sql
-from keel.core.request import ACTIONS, ANONYMOUS, SYSTEM, Auth, RequestInfo
+from keel.core.request import ACTIONS, ANONYMOUS, SYSTEM_INFO, Auth, RequestInfo
 from keel.core.rule import rule_filter
 
 API_KEY_PREFIX = "keel_"
@@ -196,7 +196,7 @@ async def mint_api_key(app: App, body: Any, info: RequestInfo) -> dict[str, Any]
             "hash": _hash(secret),
             "expires": expires,
         },
-        RequestInfo(auth=SYSTEM),
+        SYSTEM_INFO,
     )
     out = key_json(record)
     out["key"] = f"{API_KEY_PREFIX}{record.id}_{secret}"

@@ -25,8 +25,8 @@ from keel.core.errors import (
 )
 from keel.core.fields.date import parse_datetime
 from keel.core.record import Record, from_row, select_sql
-from keel.core.request import ANONYMOUS, SYSTEM, Auth, RequestInfo
-from keel.core.rule import compile_expression, rule_filter
+from keel.core.request import ANONYMOUS, SYSTEM_INFO, Auth, RequestInfo
+from keel.core.rule import ALL_ROWS, compile_expression, rule_filter
 from keel.core.tokens import InvalidTokenError, issue_auth_token, verify_token
 from keel.query.dialect import dialect_of
 
@@ -171,7 +171,7 @@ async def finish_auth(
                 app,
                 app.collection("_mfas"),
                 {"collectionRef": coll.id, "recordRef": record.id, "method": method},
-                RequestInfo(auth=SYSTEM),
+                SYSTEM_INFO,
             )
             raise MFARequiredError(created.id)
         await _complete_mfa(app, coll, record, method, str(mfa_id))
@@ -216,8 +216,7 @@ async def _complete_mfa(
     app: App, coll: Collection, record: Record, method: str, mfa_id: str
 ) -> None:
     mfas = app.collection("_mfas")
-    row = await app.db.fetch_one(f"{select_sql(app.dialect, mfas)} WHERE id = ?", (mfa_id,))
-    pending = from_row(mfas, row) if row else None
+    pending = await find_record(app.db, mfas, mfa_id, ALL_ROWS)
     invalid = "Invalid or expired MFA session."
     if (
         pending is None
@@ -227,12 +226,12 @@ async def _complete_mfa(
         raise BadRequestError(invalid)
     duration = int((coll.options.get("mfa") or {}).get("duration", 1800))
     if age_seconds(str(pending.data["created"])) > duration:
-        await delete_record(app, mfas, pending.id, RequestInfo(auth=SYSTEM))
+        await delete_record(app, mfas, pending.id, SYSTEM_INFO)
         raise BadRequestError(invalid)
     if pending.data["method"] == method:
         raise BadRequestError("The MFA second factor must be a different auth method.")
     try:
-        await delete_record(app, mfas, pending.id, RequestInfo(auth=SYSTEM))
+        await delete_record(app, mfas, pending.id, SYSTEM_INFO)
     except NotFoundError:
         raise BadRequestError(invalid) from None  # a concurrent request used it first
 
@@ -283,10 +282,9 @@ async def impersonate(
             "An error occurred while validating the submitted data.",
             {"duration": FieldError("validation_min_greater_equal_than_required", "Invalid.")},
         )
-    row = await app.db.fetch_one(f"{select_sql(app.dialect, coll)} WHERE id = ?", (record_id,))
-    if row is None:
+    record = await find_record(app.db, coll, record_id, ALL_ROWS)
+    if record is None:
         raise NotFoundError()
-    record = from_row(coll, row)
     return issue_auth_token(coll, record, duration, refreshable=False), record
 
 

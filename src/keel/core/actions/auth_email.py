@@ -26,11 +26,10 @@ from keel.core.fields.text import EmailField
 from keel.core.files import write_transaction
 from keel.core.mail import send_template
 from keel.core.record import Record
-from keel.core.request import SYSTEM, RequestInfo
+from keel.core.request import SYSTEM_INFO, RequestInfo
 from keel.core.tokens import InvalidTokenError, issue_token, verify_token
 
 INVALID_TOKEN = "Invalid or expired token."
-SYSTEM_INFO = RequestInfo(auth=SYSTEM)
 
 
 def valid_email(body: Any, key: str = "email") -> str:

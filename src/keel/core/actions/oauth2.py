@@ -21,7 +21,7 @@ from typing import Any
 
 from keel.core.actions.auth import find_by_email, finish_auth, required_strings
 from keel.core.actions.auth_email import claim_account
-from keel.core.actions.records import create_record, delete_record
+from keel.core.actions.records import create_record, delete_record, find_record
 from keel.core.app import App
 from keel.core.collection import Collection
 from keel.core.errors import (
@@ -33,11 +33,10 @@ from keel.core.errors import (
 )
 from keel.core.files import write_transaction
 from keel.core.record import Record, from_row, select_sql
-from keel.core.request import SYSTEM, RequestInfo
+from keel.core.request import SYSTEM_INFO, RequestInfo
+from keel.core.rule import ALL_ROWS
 from keel.security.oauth2 import AuthUser, OAuth2Error, Provider, exchange, start
 from keel.storage.db.database import Executor
-
-SYSTEM_INFO = RequestInfo(auth=SYSTEM)
 
 
 def provider_infos(coll: Collection) -> list[dict[str, Any]]:
@@ -127,16 +126,14 @@ async def _linked(app: App, coll: Collection, provider: str, user_id: str) -> Re
     if row is None:
         return None
     link = from_row(links, row)
-    row = await app.db.fetch_one(
-        f"{select_sql(app.dialect, coll)} WHERE id = ?", (link.data["recordRef"],)
-    )
-    if row is None:
+    record = await find_record(app.db, coll, str(link.data["recordRef"]), ALL_ROWS)
+    if record is None:
         # The record was deleted and its link left behind: drop the link, or
         # the identity could never sign up again (its providerId is unique).
         with contextlib.suppress(NotFoundError):  # a concurrent sign-in dropped it
             await delete_record(app, links, link.id, SYSTEM_INFO)
         return None
-    return from_row(coll, row)
+    return record
 
 
 async def _link(

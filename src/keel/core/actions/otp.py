@@ -17,16 +17,17 @@ from keel.core.actions.auth import (
     finish_auth,
     required_strings,
 )
-from keel.core.actions.auth_email import SYSTEM_INFO, claim_account, valid_email
-from keel.core.actions.records import create_record
+from keel.core.actions.auth_email import claim_account, valid_email
+from keel.core.actions.records import create_record, find_record
 from keel.core.app import App
 from keel.core.collection import Collection
 from keel.core.errors import BadRequestError, ForbiddenError
 from keel.core.fields.text import generate
 from keel.core.files import write_transaction
 from keel.core.mail import send_template
-from keel.core.record import Record, from_row, select_sql
-from keel.core.request import RequestInfo
+from keel.core.record import Record
+from keel.core.request import SYSTEM_INFO, RequestInfo
+from keel.core.rule import ALL_ROWS
 
 #: Wrong codes allowed per OTP before it is deleted.
 MAX_ATTEMPTS = 5
@@ -106,9 +107,7 @@ async def auth_with_otp(
     values = required_strings(body, "otpId", "password")
     otps = app.collection("_otps")
     q = app.dialect.quote
-    sql = f"{select_sql(app.dialect, otps)} WHERE id = ?"
-    row = await app.db.fetch_one(sql, (values["otpId"],))
-    entry = from_row(otps, row) if row else None
+    entry = await find_record(app.db, otps, values["otpId"], ALL_ROWS)
     if entry is None or entry.data["collectionRef"] != coll.id:
         raise BadRequestError(INVALID_OTP)
     if age_seconds(str(entry.data["created"])) > int(otp.get("duration", 180)):
@@ -126,12 +125,9 @@ async def auth_with_otp(
     used = await app.db.execute(f"DELETE FROM {q('_otps')} WHERE id = ?", (entry.id,))
     if used != 1:
         raise BadRequestError(INVALID_OTP)  # a concurrent request used it first
-    row = await app.db.fetch_one(
-        f"{select_sql(app.dialect, coll)} WHERE id = ?", (entry.data["recordRef"],)
-    )
-    if row is None:
+    record = await find_record(app.db, coll, str(entry.data["recordRef"]), ALL_ROWS)
+    if record is None:
         raise BadRequestError(INVALID_OTP)
-    record = from_row(coll, row)
     if not record.data.get("verified") and entry.data.get("sentTo") == record.data.get("email"):
         # The code reached the address: whoever holds it owns the account now.
         record = await claim_account(app, coll, record, reset_password=True)
