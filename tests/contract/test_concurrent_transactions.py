@@ -1,7 +1,10 @@
 """Concurrent write transactions: each commits or fails on its own.
 
 On SQLite, concurrent transactions share one commit (group commit); these
-tests hold both engines to the same outcome.
+tests hold both engines to the same outcome. Each runs with plain and with
+point statements: SQLite runs point statements of a transaction on the event
+loop thread once its group holds the write lock, and they must keep the same
+per-transaction outcome.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from keel.storage.db.database import Database
 from keel.storage.db.errors import DatabaseError, UniqueViolationError
 from keel.storage.db.url import open_database
 
+STATEMENTS = pytest.mark.parametrize("method", ["execute", "execute_point"])
+
 
 @pytest.fixture
 async def db(database_url: str) -> Database:
@@ -25,16 +30,18 @@ async def db(database_url: str) -> Database:
     await database.close()
 
 
-async def test_concurrent_transactions_are_independent(db: Database) -> None:
+@STATEMENTS
+async def test_concurrent_transactions_are_independent(db: Database, method: str) -> None:
     """Failures roll back only their own transaction; every acknowledged one is visible."""
     await db.execute("INSERT INTO items (id, n) VALUES ('a0', 0)")
 
     async def write(i: int) -> str:
         try:
             async with db.transaction() as tx:
-                await tx.execute("INSERT INTO items (id, n) VALUES (?, ?)", (f"a{i}", i))
+                run = getattr(tx, method)
+                await run("INSERT INTO items (id, n) VALUES (?, ?)", (f"a{i}", i))
                 if i % 7 == 3:
-                    await tx.execute("INSERT INTO items (id, n) VALUES (?, ?)", ("a0", i))
+                    await run("INSERT INTO items (id, n) VALUES (?, ?)", ("a0", i))
                 if i % 11 == 5:
                     raise RuntimeError("caller gave up")
         except UniqueViolationError:
@@ -50,19 +57,21 @@ async def test_concurrent_transactions_are_independent(db: Database) -> None:
     assert len(expected_ok) == outcomes.count("ok")
 
 
-async def test_swallowed_error_never_commits(db: Database) -> None:
+@STATEMENTS
+async def test_swallowed_error_never_commits(db: Database, method: str) -> None:
     """A transaction whose statement failed is rolled back even if the caller carries on."""
     await db.execute("INSERT INTO items (id, n) VALUES ('x', 1)")
 
     async def careless() -> None:
         async with db.transaction() as tx:
-            await tx.execute("INSERT INTO items (id, n) VALUES ('y', 1)")
+            run = getattr(tx, method)
+            await run("INSERT INTO items (id, n) VALUES ('y', 1)")
             with contextlib.suppress(UniqueViolationError):
-                await tx.execute("INSERT INTO items (id, n) VALUES ('x', 2)")
+                await run("INSERT INTO items (id, n) VALUES ('x', 2)")
 
     async def fine(i: int) -> None:
         async with db.transaction() as tx:
-            await tx.execute("INSERT INTO items (id, n) VALUES (?, ?)", (f"f{i}", i))
+            await getattr(tx, method)("INSERT INTO items (id, n) VALUES (?, ?)", (f"f{i}", i))
 
     results = await asyncio.gather(
         careless(), *(fine(i) for i in range(10)), return_exceptions=True
@@ -71,3 +80,25 @@ async def test_swallowed_error_never_commits(db: Database) -> None:
     assert all(r is None for r in results[1:])
     ids = {r[0] for r in await db.fetch_all("SELECT id FROM items")}
     assert {"x", *(f"f{i}" for i in range(10))} == ids
+
+
+@STATEMENTS
+async def test_point_statements_see_their_own_transaction(db: Database, method: str) -> None:
+    """Point reads and writes see the transaction's earlier statements and roll back with it."""
+
+    async def move(i: int, fail: bool) -> None:
+        async with db.transaction() as tx:
+            await tx.execute("INSERT INTO items (id, n) VALUES (?, ?)", (f"m{i}", i))
+            await getattr(tx, method)("UPDATE items SET n = n + 100 WHERE id = ?", (f"m{i}",))
+            assert (i + 100,) == await tx.fetch_point(
+                "SELECT n FROM items WHERE id = ?", (f"m{i}",)
+            )
+            if fail:
+                raise RuntimeError("caller gave up")
+
+    results = await asyncio.gather(
+        *(move(i, i % 3 == 0) for i in range(12)), return_exceptions=True
+    )
+    assert [isinstance(r, RuntimeError) for r in results] == [i % 3 == 0 for i in range(12)]
+    rows = await db.fetch_all("SELECT id, n FROM items ORDER BY n")
+    assert [(f"m{i}", i + 100) for i in range(12) if i % 3] == [tuple(r) for r in rows]

@@ -67,7 +67,7 @@ async def record_event(
     ex: Executor, coll: Collection, action: str, record: Record, old: Record | None = None
 ) -> None:
     """Add the event of a change to the open transaction ``ex``."""
-    await ex.execute(
+    await ex.execute_point(
         "INSERT INTO _keel_events (collection, record, action, data, old, created, stamp) "
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
         (
@@ -88,7 +88,7 @@ async def client_message(ex: Executor, topic: str, client_id: str, data: dict[st
     It travels like record events, so it reaches the client on whichever
     worker or node holds its stream.
     """
-    await ex.execute(
+    await ex.execute_point(
         "INSERT INTO _keel_events (collection, record, action, data, old, created, stamp) "
         "VALUES (?, ?, ?, ?, NULL, ?, ?)",
         (topic, client_id, "message", orjson.dumps(data).decode(), now_text(), time.time()),

@@ -138,7 +138,11 @@ async def find_record(
     """
     where, bound = _where(rule, f"{dialect_of(ex).quote('id')} = ?", (record_id,))
     suffix = " FOR UPDATE" if lock and dialect_of(ex).name == "postgres" else ""
-    row = await ex.fetch_one(f"{select_sql(dialect_of(ex), coll)}{where}{suffix}", bound)
+    sql = f"{select_sql(dialect_of(ex), coll)}{where}{suffix}"
+    # Without a rule it is a bare primary-key lookup, which the engine may
+    # serve without leaving the event loop; a rule may join other tables.
+    fetch = ex.fetch_point if rule.unrestricted else ex.fetch_one
+    row = await fetch(sql, bound)
     return from_row(coll, row) if row else None
 
 
@@ -149,14 +153,7 @@ async def view_record(app: App, coll: Collection, record_id: str, info: RequestI
         ForbiddenError: the view rule is superusers-only.
         NotFoundError: no such record, or the rule hides it.
     """
-    rule = rule_filter(app, coll, "viewRule", info)
-    if rule.unrestricted:
-        # A bare primary-key lookup: the engine may serve it inline.
-        sql = f"{select_sql(app.dialect, coll)} WHERE {app.dialect.quote('id')} = ?"
-        row = await app.db.fetch_point(sql, (record_id,))
-        record = from_row(coll, row) if row else None
-    else:
-        record = await find_record(app.db, coll, record_id, rule)
+    record = await find_record(app.db, coll, record_id, rule_filter(app, coll, "viewRule", info))
     if record is None:
         raise NotFoundError()
     return record
@@ -323,7 +320,7 @@ async def _create(
             cols = ", ".join(q(f.name) for f in coll.fields)
             marks = ", ".join("?" for _ in coll.fields)
             try:
-                await ex.execute(
+                await ex.execute_point(
                     f"INSERT INTO {q(coll.name)} ({cols}) VALUES ({marks})", _values(coll, e.record)
                 )
             except UniqueViolationError as exc:
@@ -408,7 +405,7 @@ async def _update(
             q = dialect_of(ex).quote
             sets = ", ".join(f"{q(f.name)} = ?" for f in coll.fields)
             try:
-                await ex.execute(
+                await ex.execute_point(
                     f"UPDATE {q(coll.name)} SET {sets} WHERE {q('id')} = ?",
                     (*_values(coll, e.record), record_id),
                 )
@@ -459,7 +456,7 @@ async def _delete(app: App, ex: Executor, record: Record, info: RequestInfo, dep
     async def delete(e: RecordEvent) -> None:
         await _release_references(app, ex, e.record, info, depth)
         q = dialect_of(ex).quote
-        await ex.execute(f"DELETE FROM {q(coll.name)} WHERE {q('id')} = ?", (e.record.id,))
+        await ex.execute_point(f"DELETE FROM {q(coll.name)} WHERE {q('id')} = ?", (e.record.id,))
         await record_event(ex, coll, "delete", e.record)
         if coll.is_auth:
             await delete_auth_rows(ex, coll.id, e.record.id)

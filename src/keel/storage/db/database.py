@@ -32,16 +32,6 @@ class Executor(Protocol):
         """Run a statement and return the number of rows it changed."""
         ...
 
-
-class Database(Executor, Protocol):
-    def data_version(self) -> int | None:
-        """A number that changes whenever any connection commits, or ``None``.
-
-        Lets callers cache derived results (e.g. counts) with exact
-        invalidation; engines that cannot tell cheaply return ``None``.
-        """
-        ...
-
     async def fetch_point(self, sql: str, params: Params = ()) -> Row | None:
         """Like :meth:`fetch_one`, for a lookup bounded by a primary key.
 
@@ -50,7 +40,27 @@ class Database(Executor, Protocol):
         """
         ...
 
+    async def execute_point(self, sql: str, params: Params = ()) -> int:
+        """Like :meth:`execute`, for a write bounded by a primary key.
+
+        The statement inserts one row, or changes or deletes rows found by
+        primary key, and nothing it fires does more. Engines may run it
+        without leaving the event loop (SQLite does inside a transaction
+        whose write lock is already held).
+        """
+        ...
+
+
+class Database(Executor, Protocol):
     """A storage engine: reads anywhere, writes inside transactions."""
+
+    def data_version(self) -> int | None:
+        """A number that changes whenever any connection commits, or ``None``.
+
+        Lets callers cache derived results (e.g. counts) with exact
+        invalidation; engines that cannot tell cheaply return ``None``.
+        """
+        ...
 
     url: str
 

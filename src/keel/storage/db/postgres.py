@@ -134,6 +134,9 @@ class PostgresDatabase(_Runner):
         async with self._pool.acquire() as conn:
             return await self._conn_execute(conn, sql, params)
 
+    async def execute_point(self, sql: str, params: Params = ()) -> int:
+        return await self.execute(sql, params)
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Executor]:
         async with self._pool.acquire() as conn:
@@ -175,9 +178,15 @@ class _PostgresTransaction(_Runner):
         rows = await self.fetch_all(sql, params)
         return rows[0] if rows else None
 
+    async def fetch_point(self, sql: str, params: Params = ()) -> Row | None:
+        return await self.fetch_one(sql, params)
+
     async def execute(self, sql: str, params: Params = ()) -> int:
         try:
             return await self._conn_execute(self._conn, sql, params)
         except DatabaseError:
             self.failed = True
             raise
+
+    async def execute_point(self, sql: str, params: Params = ()) -> int:
+        return await self.execute(sql, params)

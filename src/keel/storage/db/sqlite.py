@@ -8,6 +8,8 @@ Concurrency model:
   Between processes the lock is polled for (about every millisecond) until
   ``lock_wait`` seconds have passed; only then does the caller get
   :class:`DatabaseBusyError`, never a raw "database is locked".
+  Point statements (``fetch_point``/``execute_point``) of a transaction run
+  on the event loop thread once the write lock is held (see below).
 - Reads run on reader threads in autocommit mode, so each statement sees every
   transaction committed before it started, in any process.
 
@@ -281,6 +283,10 @@ class SQLiteDatabase:
         async with self.transaction() as tx:
             return await tx.execute(sql, params)
 
+    async def execute_point(self, sql: str, params: Params = ()) -> int:
+        async with self.transaction() as tx:
+            return await tx.execute_point(sql, params)
+
     # -- writes --------------------------------------------------------------
 
     async def _on_writer(self, fn: Callable[[], T]) -> T:
@@ -415,7 +421,7 @@ class SQLiteDatabase:
                 self._group = _Group(asyncio.get_running_loop().create_future())
             group = self._group
             group.size += 1
-            tx = _SQLiteTransaction(self, f"keel_{group.size}")
+            tx = _SQLiteTransaction(self, f"keel_{group.size}", group)
             try:
                 yield tx
             except BaseException as exc:
@@ -460,9 +466,10 @@ class _SQLiteTransaction:
 
     dialect_name = "sqlite"
 
-    def __init__(self, db: SQLiteDatabase, savepoint: str) -> None:
+    def __init__(self, db: SQLiteDatabase, savepoint: str, group: _Group) -> None:
         self._db = db
         self.savepoint = savepoint
+        self._group = group
         self.started = False  # the savepoint is opened with the first statement
         self.closed = False
         self.failed = False
@@ -498,4 +505,24 @@ class _SQLiteTransaction:
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         count: int = await self._db._on_writer(lambda: self._run(sql, params, "count"))
+        return count
+
+    # Point statements run on the event loop thread once the group's BEGIN
+    # IMMEDIATE has run: this process then holds SQLite's write lock, so they
+    # never wait for another process, and a primary-key statement takes
+    # microseconds where a hand-off to the writer thread and back costs far
+    # more and keeps the write lock held while the loop serves other requests.
+    # BEGIN (which may poll for the lock) and COMMIT (fsync) stay on the
+    # writer thread.
+
+    async def fetch_point(self, sql: str, params: Params = ()) -> Row | None:
+        if not self._group.begun:
+            return await self.fetch_one(sql, params)
+        row: Row | None = self._run(sql, params, "one")
+        return row
+
+    async def execute_point(self, sql: str, params: Params = ()) -> int:
+        if not self._group.begun:
+            return await self.execute(sql, params)
+        count: int = self._run(sql, params, "count")
         return count
