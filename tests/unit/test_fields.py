@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -69,7 +70,19 @@ def test_required_zero_values() -> None:
 
 def test_generator_patterns() -> None:
     """Autogenerate patterns made of [charset]{n} parts produce matching strings."""
-    assert [("abc", 2), ("0123456789", 3)] == compile_generator("[a-c]{2}[0-9]{3}")
+    assert (("abc", 2), ("0123456789", 3)) == compile_generator("[a-c]{2}[0-9]{3}")
     assert compile_generator("(a|b)+") is None
     value = generate("[a-z0-9]{15}")
     assert 15 == len(value) and value.isalnum() and value.lower() == value
+    wide = generate("[\u0100-\u05ff]{40}")  # more than 256 characters to draw from
+    assert 40 == len(wide) and all(0x100 <= ord(c) <= 0x5FF for c in wide)
+
+
+def test_generated_characters_are_equally_likely() -> None:
+    """Every character of the set is drawn equally often: no bias toward its first ones."""
+    draws = "".join(generate("[a-z0-9]{1000}") for _ in range(1000))
+    counts = Counter(draws)
+    expected = len(draws) / 36
+    # A modulo-biased draw would give a-d about 14 % more (24 standard deviations).
+    assert set("abcdefghijklmnopqrstuvwxyz0123456789") == set(counts)
+    assert all(abs(n - expected) < 900 for n in counts.values()), counts

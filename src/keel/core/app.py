@@ -10,9 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections import OrderedDict
 from collections.abc import Coroutine
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import orjson
 
@@ -22,6 +21,7 @@ from keel.core.errors import NotFoundError
 from keel.core.events import RecordEvent
 from keel.core.mail import mailer_from_settings
 from keel.core.migrations.runner import migrate
+from keel.core.result_cache import ResultCache
 from keel.core.settings import load_settings
 from keel.hooks import Hook
 from keel.mailer.smtp import Mailer
@@ -35,29 +35,6 @@ from keel.storage.pubsub.pubsub import PubSub, PubSubError, open_pubsub
 log = logging.getLogger("keel.app")
 #: How long ``stop`` waits for background work (mail) to finish.
 STOP_GRACE_SECONDS = 10.0
-
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-class BoundedCache(Generic[K, V]):
-    """A small least-recently-used map."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._data: OrderedDict[K, V] = OrderedDict()
-
-    def get(self, key: K) -> V | None:
-        value = self._data.get(key)
-        if value is not None:
-            self._data.move_to_end(key)
-        return value
-
-    def put(self, key: K, value: V) -> None:
-        self._data[key] = value
-        self._data.move_to_end(key)
-        if len(self._data) > self._size:
-            self._data.popitem(last=False)
 
 
 class App:
@@ -84,8 +61,8 @@ class App:
         self._by_id: dict[str, Collection] = {}
         self.settings: dict[str, Any] = load_settings(None)
         self._version: str | None = None
-        #: List totals by (SQL, parameters), valid while the data version holds.
-        self.counts: BoundedCache[tuple[str, tuple[Any, ...]], tuple[int, int]] = BoundedCache(512)
+        #: List pages and totals, reused while the data version holds.
+        self.results = ResultCache(self.db)
         self.on_record_create: Hook[RecordEvent] = Hook()
         self.on_record_update: Hook[RecordEvent] = Hook()
         self.on_record_delete: Hook[RecordEvent] = Hook()

@@ -94,7 +94,7 @@ async def list_records(
     where, bound = _where(rule)
     sql = f"{select_sql(dialect_of(db), coll)}{where} ORDER BY {order} LIMIT ? OFFSET ?"
     offset = (params.page - 1) * params.per_page
-    page_query = db.fetch_all(sql, (*bound, *order_params, params.per_page, offset))
+    page_query = app.results.fetch_all(sql, (*bound, *order_params, params.per_page, offset))
     total: int | None = None
     if params.skip_total:
         rows = await page_query
@@ -102,29 +102,10 @@ async def list_records(
         # The count runs beside the page query (another reader thread or pool
         # connection), so a total costs little extra latency.
         count_sql = f"SELECT COUNT(*) FROM {dialect_of(db).quote(coll.name)}{where}"
-        rows, total = await asyncio.gather(page_query, _count(app, count_sql, bound))
+        rows, total = await asyncio.gather(page_query, app.results.count(count_sql, bound))
     records = [from_row(coll, r) for r in rows]
     items = await records_json(app, coll, records, info)
     return page_json(params, items, total), records
-
-
-async def _count(app: App, sql: str, params: tuple[Any, ...]) -> int:
-    """``COUNT(*)`` of a list query, reused while the database has not changed.
-
-    The cache entry holds the data version read *before* counting, so a commit
-    racing with the count makes the entry stale rather than wrong.
-    """
-    version = app.db.data_version()
-    key = (sql, params)
-    if version is not None:
-        hit = app.counts.get(key)
-        if hit is not None and hit[0] == version:
-            return hit[1]
-    row = await app.db.fetch_one(sql, params)
-    total = int(row[0]) if row else 0
-    if version is not None:
-        app.counts.put(key, (version, total))
-    return total
 
 
 async def find_record(

@@ -1,0 +1,118 @@
+"""Query results reused while the database has not changed.
+
+Only engines that report a data version (:meth:`Database.data_version`; SQLite
+does) get reuse: the version changes on every commit by any connection, in
+any process, so an entry is exact until then and useless after. Each entry
+holds the version read *before* its query ran, so a commit racing with the
+query makes the entry stale, never wrong.
+
+A result is a function of the data and the bound parameters only when the SQL
+calls nothing that reads the clock or draws at random: ``RANDOM()`` (the
+``@random`` sort) and ``strftime()`` (whose time may be ``'now'``) are never
+reused. Date macros such as ``@now`` are bound parameters, so they are part of
+the key.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, Generic, TypeVar
+
+from keel.storage.db.database import Database, Row
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+#: SQL fragments whose result can change while the data does not.
+_VOLATILE = ("RANDOM(", "strftime(")
+#: Pages larger than this are not kept (rows, and characters of text).
+MAX_ROWS = 100
+MAX_TEXT = 256 * 1024
+
+
+class BoundedCache(Generic[K, V]):
+    """A small least-recently-used map."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._data: OrderedDict[K, V] = OrderedDict()
+
+    def get(self, key: K) -> V | None:
+        value = self._data.get(key)
+        if value is not None:
+            self._data.move_to_end(key)
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        self._data[key] = value
+        self._data.move_to_end(key)
+        if len(self._data) > self._size:
+            self._data.popitem(last=False)
+
+
+def reusable(sql: str) -> bool:
+    """Whether the result of ``sql`` depends only on the data and its parameters."""
+    return not any(part in sql for part in _VOLATILE)
+
+
+def _small(rows: list[Row]) -> bool:
+    if len(rows) > MAX_ROWS:
+        return False
+    text = 0
+    for row in rows:
+        for value in row:
+            if isinstance(value, (str, bytes)):
+                text += len(value)
+    return text <= MAX_TEXT
+
+
+class ResultCache:
+    """Counts and small pages of rows, reused until the next commit anywhere.
+
+    Args:
+        db: the database the queries run on.
+        size: entries kept for counts and for pages, each.
+
+    Note:
+        Memory is bounded by ``size`` pages of at most :data:`MAX_ROWS` rows
+        and :data:`MAX_TEXT` characters of text each, per worker process.
+    """
+
+    def __init__(self, db: Database, size: int = 128) -> None:
+        self._db = db
+        self._counts: BoundedCache[tuple[str, tuple[Any, ...]], tuple[int, int]] = BoundedCache(
+            4 * size
+        )
+        self._pages: BoundedCache[tuple[str, tuple[Any, ...]], tuple[int, list[Row]]] = (
+            BoundedCache(size)
+        )
+
+    async def count(self, sql: str, params: tuple[Any, ...]) -> int:
+        """The single integer ``sql`` selects (a ``COUNT(*)``); 0 without a row."""
+        version = self._db.data_version() if reusable(sql) else None
+        key = (sql, params)
+        if version is not None:
+            hit = self._counts.get(key)
+            if hit is not None and hit[0] == version:
+                return hit[1]
+        row = await self._db.fetch_one(sql, params)
+        total = int(row[0]) if row else 0
+        if version is not None:
+            self._counts.put(key, (version, total))
+        return total
+
+    async def fetch_all(self, sql: str, params: tuple[Any, ...]) -> list[Row]:
+        """Every row of ``sql``; a hit answers without leaving the event loop.
+
+        Callers must not change the returned list.
+        """
+        version = self._db.data_version() if reusable(sql) else None
+        key = (sql, params)
+        if version is not None:
+            hit = self._pages.get(key)
+            if hit is not None and hit[0] == version:
+                return hit[1]
+        rows = await self._db.fetch_all(sql, params)
+        if version is not None and _small(rows):
+            self._pages.put(key, (version, rows))
+        return rows
