@@ -17,6 +17,19 @@ def get_app(request: Request) -> App:
     return app
 
 
+async def fresh_app(request: Request) -> App:
+    """The App, its schema and settings refreshed once per request.
+
+    A change made through another worker or node is seen from the first call
+    in a request on; later calls in the same request cost nothing.
+    """
+    app = get_app(request)
+    if not request.scope.get("keel.refreshed"):
+        await app.refresh()
+        request.scope["keel.refreshed"] = True
+    return app
+
+
 def bearer_token(request: Request) -> str:
     """The token of the Authorization header, raw or with a ``Bearer`` prefix."""
     header = request.headers.get("authorization", "").strip()
@@ -27,8 +40,7 @@ def bearer_token(request: Request) -> str:
 
 async def request_info(request: Request, body: dict[str, Any] | None = None) -> RequestInfo:
     """Refresh the schema if another worker changed it, then identify the caller."""
-    app = get_app(request)
-    await app.refresh()
+    app = await fresh_app(request)
     auth = await authenticate(app, bearer_token(request))
     return RequestInfo(
         auth=auth,

@@ -21,7 +21,7 @@ from keel.core.presentation import present, projection_of
 from keel.core.record import Record
 from keel.core.request import Auth, RequestInfo
 from keel.http.body import read_data
-from keel.http.context import get_app, request_info
+from keel.http.context import fresh_app, get_app, request_info
 from keel.http.rate_limit import guard_auth
 from keel.http.response import JSONResponse
 
@@ -61,8 +61,7 @@ async def _auth_response(
 
 
 async def methods(request: Request) -> Response:
-    app = get_app(request)
-    await app.refresh()
+    app = await fresh_app(request)
     coll = require_auth_collection(app, request.path_params["collection"])
     return JSONResponse(auth_methods(coll))
 

@@ -34,7 +34,7 @@ from keel.core.request import RequestInfo
 from keel.core.rule import ALL_ROWS
 from keel.core.visibility import record_json
 from keel.http.body import close_body, read_bytes, read_data
-from keel.http.context import get_app, request_info
+from keel.http.context import fresh_app, request_info
 from keel.http.response import JSONResponse, error_body
 from keel.storage.db.database import Executor
 
@@ -86,8 +86,7 @@ async def _run_one(
 
 
 async def batch(request: Request) -> Response:
-    app = get_app(request)
-    await app.refresh()
+    app = await fresh_app(request)
     settings = app.settings["batch"]
     if not settings["enabled"]:
         raise ForbiddenError("Batch requests are not allowed.")

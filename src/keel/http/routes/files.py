@@ -10,7 +10,7 @@ from starlette.routing import Route
 
 from keel.core.actions.files import file_token, thumb_key_for, visible_file
 from keel.core.errors import NotFoundError
-from keel.http.context import get_app, request_info
+from keel.http.context import fresh_app, request_info
 from keel.http.response import JSONResponse
 from keel.storage.files.names import serve_headers
 from keel.storage.files.storage import FileStorageError
@@ -19,8 +19,7 @@ _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
 async def serve(request: Request) -> Response:
-    app = get_app(request)
-    await app.refresh()
+    app = await fresh_app(request)
     params = request.path_params
     query = request.query_params
     found = await visible_file(

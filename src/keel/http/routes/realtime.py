@@ -21,7 +21,7 @@ from starlette.routing import Route
 from keel.core.files import write_transaction
 from keel.core.outbox import client_message
 from keel.http.body import read_data, read_json
-from keel.http.context import get_app, request_info
+from keel.http.context import fresh_app, get_app, request_info
 from keel.realtime.broker import OAUTH2_TOPIC, Broker, set_subscriptions
 
 HEARTBEAT_SECONDS = 30.0
@@ -35,7 +35,7 @@ def get_broker(request: Request) -> Broker:
 
 
 async def connect(request: Request) -> Response:
-    await get_app(request).refresh()
+    await fresh_app(request)
     broker = get_broker(request)
     client = await broker.connect(request.headers.get("last-event-id", ""))
 

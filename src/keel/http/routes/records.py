@@ -16,7 +16,7 @@ from keel.core.files import file_fields
 from keel.core.presentation import present, projection_of
 from keel.core.projection import project_page
 from keel.http.body import close_body, read_data
-from keel.http.context import get_app, request_info
+from keel.http.context import fresh_app, get_app, request_info
 from keel.http.response import JSONResponse, cacheable_json
 
 _projection = projection_of
@@ -52,8 +52,7 @@ async def _upload_limit(request: Request) -> int:
     A collection without file fields takes no uploads at all, so nobody can
     make the server spool gigabytes to disk before any check.
     """
-    app = get_app(request)
-    await app.refresh()
+    app = await fresh_app(request)
     coll = app.find_collection(request.path_params["collection"])
     room = (
         sum(f.max_size * max(int(f.options["maxSelect"] or 1), 1) for f in file_fields(coll))
