@@ -67,6 +67,7 @@ class App:
         self.on_record_update: Hook[RecordEvent] = Hook()
         self.on_record_delete: Hook[RecordEvent] = Hook()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._signal_pending = False
         self._mailer: tuple[str, Mailer | None] | None = None
 
     # -- lifecycle ------------------------------------------------------------
@@ -107,10 +108,17 @@ class App:
             await asyncio.wait(set(self._tasks))
 
     def committed(self) -> None:
-        """Tell every worker that records changed (see :mod:`keel.realtime.broker`)."""
-        self.spawn(self._signal_events())
+        """Tell every worker that records changed (see :mod:`keel.realtime.broker`).
+
+        Commits close together share one signal: every commit is followed by
+        a publish that starts after it.
+        """
+        if not self._signal_pending:
+            self._signal_pending = True
+            self.spawn(self._signal_events())
 
     async def _signal_events(self) -> None:
+        self._signal_pending = False  # a commit from now on needs a publish of its own
         try:
             await self.pubsub.publish("events", b"")
         except PubSubError:

@@ -115,6 +115,7 @@ class _Group:
     size: int = 0
     begun: bool = False  # BEGIN runs with the group's first statement
     broken: bool = False  # a savepoint could not be ended: undo the whole group
+    flush_due: bool = False  # a _flush task will commit it if nobody else does
 
 
 class _Connector:
@@ -446,7 +447,10 @@ class SQLiteDatabase:
                     commit = asyncio.get_running_loop().create_task(self._commit_and_unlock(group))
                     self._flushes.add(commit)
                     commit.add_done_callback(self._flushes.discard)
-                else:
+                elif not group.flush_due:
+                    # One guard per group: it commits the group if no later
+                    # transaction does (all of them cancelled, say).
+                    group.flush_due = True
                     task = asyncio.get_running_loop().create_task(self._flush(group))
                     self._flushes.add(task)
                     task.add_done_callback(self._flushes.discard)
