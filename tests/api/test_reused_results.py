@@ -94,3 +94,21 @@ def test_clock_and_random_reads_are_not_reusable() -> None:
     assert reusable('SELECT * FROM "posts" WHERE ("views" > ?) ORDER BY "views" DESC')
     assert not reusable('SELECT * FROM "posts" ORDER BY RANDOM() LIMIT ?')
     assert not reusable('SELECT COUNT(*) FROM "posts" WHERE (strftime(?, ?) = ?)')
+
+
+async def test_equal_values_of_other_types_are_other_queries(
+    client: httpx.AsyncClient, schema: dict[str, Any]
+) -> None:
+    """``name=true`` and ``name=1`` bind 1 and 1.0 (equal in Python): neither reuses the other."""
+    url = "/api/collections/authors/records"
+    for name in ("1", "1.0"):
+        await client.post(url, json={"name": name})
+
+    async def names(flt: str) -> list[str]:
+        page = (await client.get(url, params={"filter": flt, "skipTotal": "1"})).json()
+        return [i["name"] for i in page["items"]]
+
+    first = {flt: await names(flt) for flt in ("name=true", "name=1")}
+    await client.post(url, json={"name": "other"})  # a commit: nothing is reused any more
+    second = {flt: await names(flt) for flt in ("name=1", "name=true")}
+    assert first == second

@@ -102,3 +102,36 @@ async def test_point_statements_see_their_own_transaction(db: Database, method: 
     assert [isinstance(r, RuntimeError) for r in results] == [i % 3 == 0 for i in range(12)]
     rows = await db.fetch_all("SELECT id, n FROM items ORDER BY n")
     assert [(f"m{i}", i + 100) for i in range(12) if i % 3] == [tuple(r) for r in rows]
+
+
+#: A statement that keeps the engine busy for a few hundred milliseconds.
+SLOW = (
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000000) "
+    "SELECT COUNT(*) FROM c"
+)
+
+
+async def test_cancelled_mid_statement_never_commits(db: Database) -> None:
+    """A caller cancelled while its statement runs commits nothing; the next ones all commit."""
+    running = asyncio.Event()
+
+    async def slow() -> None:
+        async with db.transaction() as tx:
+            await tx.execute("INSERT INTO items (id, n) VALUES ('slow', 1)")
+            running.set()
+            await tx.fetch_one(SLOW)
+
+    async def quick(i: int) -> None:
+        async with db.transaction() as tx:
+            await tx.execute_point("INSERT INTO items (id, n) VALUES (?, ?)", (f"q{i}", i))
+            await tx.execute_point("UPDATE items SET n = n + 1 WHERE id = ?", (f"q{i}",))
+
+    task = asyncio.create_task(slow())
+    await running.wait()
+    others = [asyncio.create_task(quick(i)) for i in range(8)]
+    task.cancel()
+    assert [None] * 8 == await asyncio.gather(*others)
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    rows = await db.fetch_all("SELECT id, n FROM items ORDER BY id")
+    assert [(f"q{i}", i + 1) for i in range(8)] == [tuple(r) for r in rows]

@@ -72,6 +72,8 @@ def test_generator_patterns() -> None:
     """Autogenerate patterns made of [charset]{n} parts produce matching strings."""
     assert (("abc", 2), ("0123456789", 3)) == compile_generator("[a-c]{2}[0-9]{3}")
     assert compile_generator("(a|b)+") is None
+    assert compile_generator("[z-a]{5}") is None  # an empty charset
+    assert compile_generator("[a-z]{5001}") is None  # too long
     value = generate("[a-z0-9]{15}")
     assert 15 == len(value) and value.isalnum() and value.lower() == value
     wide = generate("[\u0100-\u05ff]{40}")  # more than 256 characters to draw from

@@ -87,7 +87,7 @@ class App:
         await self.pubsub.close()
         await self.db.close()
 
-    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+    def spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run ``work`` in the background; keep a reference until it ends.
 
         Failures are logged, never raised to anyone.
@@ -101,6 +101,7 @@ class App:
                 log.error("background task failed", exc_info=t.exception())
 
         task.add_done_callback(done)
+        return task
 
     async def idle(self) -> None:
         """Wait until the background work started so far has finished."""
@@ -115,7 +116,11 @@ class App:
         """
         if not self._signal_pending:
             self._signal_pending = True
-            self.spawn(self._signal_events())
+            # Also cleared when the task ends, in case it never started.
+            self.spawn(self._signal_events()).add_done_callback(self._signal_sent)
+
+    def _signal_sent(self, _: asyncio.Task[None]) -> None:
+        self._signal_pending = False
 
     async def _signal_events(self) -> None:
         self._signal_pending = False  # a commit from now on needs a publish of its own

@@ -55,6 +55,12 @@ def reusable(sql: str) -> bool:
     return not any(part in sql for part in _VOLATILE)
 
 
+def _key(sql: str, params: tuple[Any, ...]) -> tuple[Any, ...]:
+    # Types are part of the key: True == 1 == 1.0 in Python, but SQLite
+    # compares '1' with 1, 1.0 and TRUE differently.
+    return (sql, params, tuple(type(p) for p in params))
+
+
 def _small(rows: list[Row]) -> bool:
     if len(rows) > MAX_ROWS:
         return False
@@ -80,17 +86,13 @@ class ResultCache:
 
     def __init__(self, db: Database, size: int = 128) -> None:
         self._db = db
-        self._counts: BoundedCache[tuple[str, tuple[Any, ...]], tuple[int, int]] = BoundedCache(
-            4 * size
-        )
-        self._pages: BoundedCache[tuple[str, tuple[Any, ...]], tuple[int, list[Row]]] = (
-            BoundedCache(size)
-        )
+        self._counts: BoundedCache[tuple[Any, ...], tuple[int, int]] = BoundedCache(4 * size)
+        self._pages: BoundedCache[tuple[Any, ...], tuple[int, list[Row]]] = BoundedCache(size)
 
     async def count(self, sql: str, params: tuple[Any, ...]) -> int:
         """The single integer ``sql`` selects (a ``COUNT(*)``); 0 without a row."""
         version = self._db.data_version() if reusable(sql) else None
-        key = (sql, params)
+        key = _key(sql, params)
         if version is not None:
             hit = self._counts.get(key)
             if hit is not None and hit[0] == version:
@@ -107,7 +109,7 @@ class ResultCache:
         Callers must not change the returned list.
         """
         version = self._db.data_version() if reusable(sql) else None
-        key = (sql, params)
+        key = _key(sql, params)
         if version is not None:
             hit = self._pages.get(key)
             if hit is not None and hit[0] == version:

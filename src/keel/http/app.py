@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
@@ -65,14 +65,19 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return JSONResponse(error_body(500, "Something went wrong while processing your request."), 500)
 
 
-def create_app(keel: App) -> Starlette:
-    """The ASGI app serving ``keel``; it starts and stops the App with the server."""
+def create_app(keel: App, *, started: Callable[[], None] | None = None) -> Starlette:
+    """The ASGI app serving ``keel``; it starts and stops the App with the server.
+
+    ``started`` runs once the App and the realtime broker are up.
+    """
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await keel.start()
         broker: Broker = app.state.broker
         await broker.start()
+        if started is not None:
+            started()
         try:
             yield
         finally:
@@ -116,16 +121,14 @@ GC_THRESHOLD = (10_000, 10, 10)
 def create_app_from_env() -> Starlette:
     """Factory for ASGI servers: the configuration comes from ``KEEL_*`` variables.
 
-    It also tunes the worker process's garbage collector. With CPython's
-    defaults, a full collection ran several times a second under write load
-    and scanned every object loaded at start; those pauses made the write
-    p99 about 30 ms where it is about 10 ms with this setting
-    (docs/performance.md). Objects that exist by now (modules, routes, the
-    schema) live as long as the process, so they are frozen out of every
-    collection.
+    It also tunes the worker process's garbage collector (see "Garbage
+    collection" in docs/performance.md): young-generation collections run
+    less often, and what exists once the App has started (modules, routes,
+    the schema, the connections) lives as long as the process, so it is
+    frozen out of every later collection. With CPython's defaults, full
+    collections scanning all of it ran several times a second under write
+    load and set the write p99.
     """
     config: Config = load_config()
-    app = create_app(App(config))
     gc.set_threshold(*GC_THRESHOLD)
-    gc.freeze()
-    return app
+    return create_app(App(config), started=gc.freeze)

@@ -9,6 +9,7 @@ file parts are spooled to temporary files and handed on as
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -60,7 +61,7 @@ def _check_declared(request: Request, limit: int) -> None:
 
 
 async def read_data(
-    request: Request, limit: int, upload_limit: int | None = None
+    request: Request, limit: int, upload_limit: Callable[[], Awaitable[int]] | None = None
 ) -> dict[str, Any]:
     """The body as a mapping of field names to values.
 
@@ -71,7 +72,8 @@ async def read_data(
 
     Args:
         limit: the largest body without files.
-        upload_limit: the largest multipart body; ``limit`` when omitted.
+        upload_limit: the largest multipart body, asked for only when the
+            body is multipart; ``limit`` when omitted.
 
     Raises:
         BadRequestError: malformed JSON, or a JSON body that is not an object.
@@ -79,7 +81,8 @@ async def read_data(
     """
     ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if ctype == "multipart/form-data":
-        return await _read_multipart(request, upload_limit or limit, limit)
+        most = await upload_limit() if upload_limit is not None else limit
+        return await _read_multipart(request, most, limit)
     raw = await read_bytes(request, limit)
     if ctype == "application/x-www-form-urlencoded":
         return await _read_form(request, limit)

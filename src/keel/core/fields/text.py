@@ -16,6 +16,8 @@ DEFAULT_EDITOR_MAX_SIZE = 5 << 20
 _EMAIL_RE = re.compile(
     r"^[^@\s\"(),:;<>\[\\\]]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$"
 )
+#: The longest value an autogenerate pattern may make.
+MAX_GENERATED = 5000
 _GEN_PART = re.compile(r"\[([^\]]+)\]\{(\d+)\}")
 
 
@@ -46,16 +48,18 @@ def _charset(spec: str) -> str:
 def compile_generator(pattern: str) -> tuple[tuple[str, int], ...] | None:
     """Parse an autogenerate pattern made of ``[charset]{n}`` parts.
 
-    Returns ``None`` when the pattern has another shape.
+    Returns ``None`` when the pattern has another shape, an empty charset, or
+    makes values longer than :data:`MAX_GENERATED`.
     """
     parts: list[tuple[str, int]] = []
     pos = 0
     for match in _GEN_PART.finditer(pattern):
-        if match.start() != pos:
+        chars = _charset(match.group(1))
+        if match.start() != pos or not chars:  # e.g. [z-a]: nothing to draw from
             return None
-        parts.append((_charset(match.group(1)), int(match.group(2))))
+        parts.append((chars, int(match.group(2))))
         pos = match.end()
-    if pos != len(pattern) or not parts:
+    if pos != len(pattern) or not parts or sum(n for _, n in parts) > MAX_GENERATED:
         return None
     return tuple(parts)
 

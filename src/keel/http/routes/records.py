@@ -16,7 +16,7 @@ from keel.core.files import file_fields
 from keel.core.presentation import present, projection_of
 from keel.core.projection import project_page
 from keel.http.body import close_body, read_data
-from keel.http.context import fresh_app, get_app, request_info
+from keel.http.context import get_app, request_info
 from keel.http.response import JSONResponse, cacheable_json
 
 _projection = projection_of
@@ -52,7 +52,10 @@ async def _upload_limit(request: Request) -> int:
     A collection without file fields takes no uploads at all, so nobody can
     make the server spool gigabytes to disk before any check.
     """
-    app = await fresh_app(request)
+    # A plain refresh: the request refreshes again once the (maybe long)
+    # upload is in, so its rules see the schema of that moment.
+    app = get_app(request)
+    await app.refresh()
     coll = app.find_collection(request.path_params["collection"])
     room = (
         sum(f.max_size * max(int(f.options["maxSelect"] or 1), 1) for f in file_fields(coll))
@@ -67,7 +70,7 @@ async def _upload_limit(request: Request) -> int:
 async def create_record(request: Request) -> Response:
     app = get_app(request)
     try:
-        body = await read_data(request, app.config.max_body_size, await _upload_limit(request))
+        body = await read_data(request, app.config.max_body_size, lambda: _upload_limit(request))
         info = await request_info(request, body)
         projection = _projection(info)
         coll = app.collection(
@@ -82,7 +85,7 @@ async def create_record(request: Request) -> Response:
 async def update_record(request: Request) -> Response:
     app = get_app(request)
     try:
-        body = await read_data(request, app.config.max_body_size, await _upload_limit(request))
+        body = await read_data(request, app.config.max_body_size, lambda: _upload_limit(request))
         info = await request_info(request, body)
         projection = _projection(info)
         coll = app.collection(

@@ -107,6 +107,10 @@ def _progress(conn: _Connection) -> Callable[[], int]:
 MAX_GROUP = 64
 
 
+def _nothing() -> None:
+    """Run on the writer thread to wait for the work queued there before it."""
+
+
 @dataclass(slots=True)
 class _Group:
     """One shared SQLite transaction and the future its members wait on."""
@@ -429,6 +433,12 @@ class SQLiteDatabase:
                 error = exc
             finally:
                 tx.closed = True
+            if error is not None:
+                # A caller cancelled mid-statement leaves that statement running
+                # on the writer thread: let it finish before anything else (a
+                # point statement on this thread, or reading ``tx.started``)
+                # touches the connection.
+                await asyncio.shield(self._on_writer(_nothing))
             # Like PostgreSQL, a transaction with a failed statement never commits.
             failed = tx.failed
             if tx.started:
