@@ -10,6 +10,7 @@ from keel.core.app import App
 from keel.core.config import Config
 from keel.core.result_cache import reusable
 from keel.http.app import create_app
+from tests.api.people import make_auth_collection, register, sign_in
 
 
 async def test_totals_follow_every_write(client: httpx.AsyncClient, schema: dict[str, Any]) -> None:
@@ -112,3 +113,90 @@ async def test_equal_values_of_other_types_are_other_queries(
     await client.post(url, json={"name": "other"})  # a commit: nothing is reused any more
     second = {flt: await names(flt) for flt in ("name=1", "name=true")}
     assert first == second
+
+
+# -- view responses ---------------------------------------------------------------
+
+
+async def _notes(client: httpx.AsyncClient, su: dict[str, str], **rules: Any) -> str:
+    """A ``notes`` collection with an owner, a hidden field and ``rules``; its URL."""
+    users = await make_auth_collection(client, su)
+    body = {
+        "name": "notes",
+        "fields": [
+            {"name": "text", "type": "text"},
+            {"name": "secret", "type": "text", "hidden": True},
+            {"name": "owner", "type": "relation", "collectionId": users["id"], "maxSelect": 1},
+        ],
+        "createRule": "",
+        **rules,
+    }
+    assert 200 == (await client.post("/api/collections", json=body, headers=su)).status_code
+    return "/api/collections/notes/records"
+
+
+async def test_views_follow_every_write(
+    client: httpx.AsyncClient, su: dict[str, str], config: Config
+) -> None:
+    """A view shows each acknowledged update, made here or by another worker."""
+    url = await _notes(client, su, viewRule="", updateRule="")
+    note = (await client.post(url, json={"text": "v0"})).json()
+    other = App(config)
+    await other.start()
+    try:
+        transport = httpx.ASGITransport(app=create_app(other))
+        async with httpx.AsyncClient(transport=transport, base_url="http://b") as b:
+            for n in range(1, 5):
+                writer = b if n % 2 else client
+                assert (
+                    200
+                    == (
+                        await writer.patch(f"{url}/{note['id']}", json={"text": f"v{n}"})
+                    ).status_code
+                )
+                for _ in range(2):  # the second read may be reused
+                    assert f"v{n}" == (await client.get(f"{url}/{note['id']}")).json()["text"]
+    finally:
+        await other.stop()
+
+
+async def test_views_never_cross_callers(client: httpx.AsyncClient, su: dict[str, str]) -> None:
+    """Owners, strangers, guests and superusers each get their own view, in any order."""
+    url = await _notes(client, su, viewRule="owner = @request.auth.id")
+    ann_id = await register(client, "ann@example.com")
+    await register(client, "bob@example.com")
+    as_ann = {"Authorization": await sign_in(client, "ann@example.com")}
+    as_bob = {"Authorization": await sign_in(client, "bob@example.com")}
+    created = await client.post(url, json={"text": "t", "secret": "s", "owner": ann_id}, headers=su)
+    note = f"{url}/{created.json()['id']}"
+    for _ in range(2):
+        assert 200 == (await client.get(note, headers=as_ann)).status_code
+        assert 404 == (await client.get(note, headers=as_bob)).status_code
+        assert 404 == (await client.get(note)).status_code
+        assert "s" == (await client.get(note, headers=su)).json()["secret"]
+        assert "secret" not in (await client.get(note, headers=as_ann)).json()
+        assert ["id"] == list(
+            (await client.get(note, params={"fields": "id"}, headers=as_ann)).json()
+        )
+
+
+async def test_views_follow_the_headers_a_rule_reads(
+    client: httpx.AsyncClient, su: dict[str, str]
+) -> None:
+    """A rule on ``@request.headers`` is judged on each request's own headers."""
+    url = await _notes(client, su, viewRule="@request.headers.x_team = 'red'")
+    note = f"{url}/{(await client.post(url, json={'text': 't'})).json()['id']}"
+    for _ in range(2):
+        assert 200 == (await client.get(note, headers={"X-Team": "red"})).status_code
+        assert 404 == (await client.get(note, headers={"X-Team": "blue"})).status_code
+
+
+async def test_public_views_show_hidden_fields_to_superusers_only(
+    client: httpx.AsyncClient, su: dict[str, str]
+) -> None:
+    """Under a public rule a superuser's view, with hidden fields, is never served to a guest."""
+    url = await _notes(client, su, viewRule="")
+    note = f"{url}/{(await client.post(url, json={'text': 't', 'secret': 's'})).json()['id']}"
+    for _ in range(2):
+        assert "s" == (await client.get(note, headers=su)).json()["secret"]
+        assert "secret" not in (await client.get(note)).json()

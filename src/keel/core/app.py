@@ -61,6 +61,7 @@ class App:
         self._by_id: dict[str, Collection] = {}
         self.settings: dict[str, Any] = load_settings(None)
         self._version: str | None = None
+        self._checked_at: int | None = None  # data version of the last refresh
         #: List pages and totals, reused while the data version holds.
         self.results = ResultCache(self.db)
         self.on_record_create: Hook[RecordEvent] = Hook()
@@ -152,9 +153,22 @@ class App:
         self._version = version
 
     async def refresh(self) -> None:
-        """Reload when another worker or node changed the schema or settings."""
+        """Reload when another worker or node changed the schema or settings.
+
+        On engines with a data version, nothing is read while no commit was
+        made anywhere since the last check.
+        """
+        seen = self.db.data_version()
+        if seen is not None and seen == self._checked_at:
+            return
         if await self._read_version() != self._version:
             await self.reload()
+        self._checked_at = seen
+
+    @property
+    def schema_version(self) -> str:
+        """Changes whenever collections or settings change (see :meth:`bump_version`)."""
+        return self._version or ""
 
     async def _read_version(self) -> str:
         row = await self.db.fetch_point("SELECT value FROM _params WHERE id = 'version'")

@@ -16,6 +16,7 @@ from starlette.responses import Response
 from keel.core.app import App
 from keel.core.config import Config, load_config
 from keel.core.errors import KeelError
+from keel.core.result_cache import BoundedCache
 from keel.http.rate_limit import Limits, RateLimitMiddleware
 from keel.http.response import JSONResponse, error_body, error_response
 from keel.http.routes import auth, batch, collections, files, realtime, records, settings
@@ -111,6 +112,7 @@ def create_app(keel: App, *, started: Callable[[], None] | None = None) -> Starl
     app.state.keel = keel
     app.state.broker = Broker(keel)
     app.state.limits = Limits(keel.config.trusted_proxies)
+    app.state.views = BoundedCache(records.VIEW_CACHE_SIZE)
     return app
 
 

@@ -19,14 +19,14 @@ class JSONResponse(Response):
         return orjson.dumps(content)
 
 
-def cacheable_json(request: Request, content: Any) -> Response:
-    """A JSON response with an ``ETag``; ``304 Not Modified`` when the client has it.
-
-    The tag is a hash of the exact body this caller would get, so it changes
-    with the data, the caller's rights and the query parameters alike.
-    """
+def tagged_json(content: Any) -> tuple[bytes, str]:
+    """``content`` as JSON with its ``ETag``: a hash of exactly these bytes."""
     body = orjson.dumps(content)
-    etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+    return body, '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+
+
+def tagged_response(request: Request, body: bytes, etag: str) -> Response:
+    """A JSON response with its ``ETag``; ``304 Not Modified`` when the client has it."""
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
     match = request.headers.get("if-none-match", "")
     if match and (
@@ -34,6 +34,15 @@ def cacheable_json(request: Request, content: Any) -> Response:
     ):
         return Response(status_code=304, headers=headers)
     return Response(body, media_type="application/json", headers=headers)
+
+
+def cacheable_json(request: Request, content: Any) -> Response:
+    """A JSON response with an ``ETag``; ``304 Not Modified`` when the client has it.
+
+    The tag is a hash of the exact body this caller would get, so it changes
+    with the data, the caller's rights and the query parameters alike.
+    """
+    return tagged_response(request, *tagged_json(content))
 
 
 def error_body(status: int, message: str, data: dict[str, Any] | None = None) -> dict[str, Any]:

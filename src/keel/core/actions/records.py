@@ -35,6 +35,7 @@ from keel.core.outbox import record_event
 from keel.core.record import Record, from_row, select_sql
 from keel.core.record_form import apply_body, blank_record
 from keel.core.request import RequestInfo
+from keel.core.result_cache import reusable
 from keel.core.rule import ALL_ROWS, RuleFilter, filter_condition, rule_filter
 from keel.core.sort import sort_clause
 from keel.core.visibility import records_json
@@ -138,6 +139,41 @@ async def view_record(app: App, coll: Collection, record_id: str, info: RequestI
     if record is None:
         raise NotFoundError()
     return record
+
+
+def view_key(
+    app: App, coll: Collection, record_id: str, info: RequestInfo
+) -> tuple[Any, ...] | None:
+    """Everything a view response depends on, or ``None`` when it may depend on more.
+
+    The response is a function of the data, the schema, the view rule as
+    compiled for this caller (its SQL and bound values: the caller's id,
+    headers or date macros it uses), the ``fields`` asked for, and whether
+    hidden fields show. While the data version holds, equal keys mean equal
+    responses. Not covered, so never keyed: ``expand`` (other collections'
+    rules), auth collections (``emailVisibility`` and ``manageRule``), engines
+    without a data version, and rules that read the clock or draw at random.
+
+    Raises:
+        ForbiddenError: the view rule is superusers-only.
+    """
+    version = app.db.data_version()
+    if version is None or coll.is_auth or info.query.get("expand"):
+        return None
+    rule = rule_filter(app, coll, "viewRule", info)
+    if not reusable(rule.sql):
+        return None
+    return (
+        version,
+        app.schema_version,
+        coll.id,
+        record_id,
+        rule.sql,
+        rule.params,
+        tuple(type(p) for p in rule.params),
+        info.query.get("fields", ""),
+        info.auth.is_superuser and info.auth.unrestricted,
+    )
 
 
 # -- writes ---------------------------------------------------------------------

@@ -5,6 +5,8 @@ Every response that carries records honours ``expand`` and ``fields``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -15,9 +17,10 @@ from keel.core.expand import expand_records
 from keel.core.files import file_fields
 from keel.core.presentation import present, projection_of
 from keel.core.projection import project_page
+from keel.core.result_cache import BoundedCache
 from keel.http.body import close_body, read_data
 from keel.http.context import get_app, request_info
-from keel.http.response import JSONResponse, cacheable_json
+from keel.http.response import JSONResponse, cacheable_json, tagged_json, tagged_response
 
 _projection = projection_of
 
@@ -37,13 +40,28 @@ async def list_records(request: Request) -> Response:
     )
 
 
+#: View responses kept per worker, and the largest body kept.
+VIEW_CACHE_SIZE = 2048
+VIEW_CACHE_MAX_BODY = 16 * 1024
+
+
 async def view_record(request: Request) -> Response:
     info = await request_info(request)
     projection = _projection(info)
     app = get_app(request)
     coll = app.collection(request.path_params["collection"])
-    record = await actions.view_record(app, coll, request.path_params["id"], info)
-    return cacheable_json(request, await present(app, coll, record, info, projection))
+    record_id = request.path_params["id"]
+    # A response is reused while its key holds (see actions.view_key): the
+    # key carries the data version, so any commit anywhere retires it.
+    views: BoundedCache[tuple[Any, ...], tuple[bytes, str]] = request.app.state.views
+    key = actions.view_key(app, coll, record_id, info)
+    if key is not None and (hit := views.get(key)) is not None:
+        return tagged_response(request, *hit)
+    record = await actions.view_record(app, coll, record_id, info)
+    body, etag = tagged_json(await present(app, coll, record, info, projection))
+    if key is not None and len(body) <= VIEW_CACHE_MAX_BODY:
+        views.put(key, (body, etag))
+    return tagged_response(request, body, etag)
 
 
 async def _upload_limit(request: Request) -> int:
