@@ -49,6 +49,29 @@ def select_sql(dialect: Dialect, coll: Collection) -> str:
     return sql
 
 
+def insert_sql(dialect: Dialect, coll: Collection) -> str:
+    """``INSERT INTO <table> (<every column>) VALUES (?, …)``, cached on the collection."""
+    key = f"insert:{dialect.name}"
+    sql: str | None = coll.cache.get(key)
+    if sql is None:
+        cols = ", ".join(dialect.quote(f.name) for f in coll.fields)
+        marks = ", ".join("?" for _ in coll.fields)
+        sql = f"INSERT INTO {dialect.quote(coll.name)} ({cols}) VALUES ({marks})"
+        coll.cache[key] = sql
+    return sql
+
+
+def update_sql(dialect: Dialect, coll: Collection) -> str:
+    """``UPDATE <table> SET <every column> = ? … WHERE id = ?``, cached on the collection."""
+    key = f"update:{dialect.name}"
+    sql: str | None = coll.cache.get(key)
+    if sql is None:
+        sets = ", ".join(f"{dialect.quote(f.name)} = ?" for f in coll.fields)
+        sql = f"UPDATE {dialect.quote(coll.name)} SET {sets} WHERE {dialect.quote('id')} = ?"
+        coll.cache[key] = sql
+    return sql
+
+
 def from_row(coll: Collection, row: Row) -> Record:
     """A record from a row selected with :func:`select_sql`."""
     return Record(coll, {f.name: f.from_db(v) for f, v in zip(coll.fields, row, strict=True)})

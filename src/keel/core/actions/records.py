@@ -32,7 +32,7 @@ from keel.core.files import (
     write_transaction,
 )
 from keel.core.outbox import record_event
-from keel.core.record import Record, from_row, select_sql
+from keel.core.record import Record, from_row, insert_sql, select_sql, update_sql
 from keel.core.record_form import apply_body, blank_record
 from keel.core.request import RequestInfo
 from keel.core.result_cache import reusable
@@ -333,13 +333,8 @@ async def _create(
         await _check_relations(ex, app, coll, record, changed, message)
 
         async def insert(e: RecordEvent) -> None:
-            q = dialect_of(ex).quote
-            cols = ", ".join(q(f.name) for f in coll.fields)
-            marks = ", ".join("?" for _ in coll.fields)
             try:
-                await ex.execute_point(
-                    f"INSERT INTO {q(coll.name)} ({cols}) VALUES ({marks})", _values(coll, e.record)
-                )
+                await ex.execute_point(insert_sql(dialect_of(ex), coll), _values(coll, e.record))
             except UniqueViolationError as exc:
                 raise _unique_error(coll, exc, message) from exc
             if not rule.unrestricted and await find_record(ex, coll, e.record.id, rule) is None:
@@ -419,12 +414,9 @@ async def _update(
         await _check_relations(ex, app, coll, record, changed, message)
 
         async def update(e: RecordEvent) -> None:
-            q = dialect_of(ex).quote
-            sets = ", ".join(f"{q(f.name)} = ?" for f in coll.fields)
             try:
                 await ex.execute_point(
-                    f"UPDATE {q(coll.name)} SET {sets} WHERE {q('id')} = ?",
-                    (*_values(coll, e.record), record_id),
+                    update_sql(dialect_of(ex), coll), (*_values(coll, e.record), record_id)
                 )
             except UniqueViolationError as exc:
                 raise _unique_error(coll, exc, message) from exc
