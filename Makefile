@@ -45,5 +45,5 @@ bench: $(VENV)/.bench-deps
 	$(BIN)/python bench/run.py
 
 $(VENV)/.bench-deps: $(VENV)/.test-deps
-	$(BIN)/pip install --quiet matplotlib
+	$(BIN)/pip install --quiet matplotlib py-spy
 	@touch $@

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from keel.core.collection import Collection
@@ -38,38 +39,47 @@ class Record:
         return out
 
 
-def select_sql(dialect: Dialect, coll: Collection) -> str:
-    """``SELECT <every column> FROM <table>``, cached on the collection."""
-    key = f"select:{dialect.name}"
+def _statement(coll: Collection, key: str, build: Callable[[], str]) -> str:
+    """The statement text ``build`` makes for ``coll``, made once and kept on it."""
     sql: str | None = coll.cache.get(key)
     if sql is None:
-        cols = ", ".join(dialect.quote(f.name) for f in coll.fields)
-        sql = f"SELECT {cols} FROM {dialect.quote(coll.name)}"
-        coll.cache[key] = sql
+        sql = coll.cache[key] = build()
     return sql
+
+
+def _columns(dialect: Dialect, coll: Collection) -> str:
+    return ", ".join(dialect.quote(f.name) for f in coll.fields)
+
+
+def select_sql(dialect: Dialect, coll: Collection) -> str:
+    """``SELECT <every column> FROM <table>``, cached on the collection."""
+    return _statement(
+        coll,
+        f"select:{dialect.name}",
+        lambda: f"SELECT {_columns(dialect, coll)} FROM {dialect.quote(coll.name)}",
+    )
 
 
 def insert_sql(dialect: Dialect, coll: Collection) -> str:
     """``INSERT INTO <table> (<every column>) VALUES (?, …)``, cached on the collection."""
-    key = f"insert:{dialect.name}"
-    sql: str | None = coll.cache.get(key)
-    if sql is None:
-        cols = ", ".join(dialect.quote(f.name) for f in coll.fields)
+
+    def build() -> str:
         marks = ", ".join("?" for _ in coll.fields)
-        sql = f"INSERT INTO {dialect.quote(coll.name)} ({cols}) VALUES ({marks})"
-        coll.cache[key] = sql
-    return sql
+        return (
+            f"INSERT INTO {dialect.quote(coll.name)} ({_columns(dialect, coll)}) VALUES ({marks})"
+        )
+
+    return _statement(coll, f"insert:{dialect.name}", build)
 
 
 def update_sql(dialect: Dialect, coll: Collection) -> str:
     """``UPDATE <table> SET <every column> = ? … WHERE id = ?``, cached on the collection."""
-    key = f"update:{dialect.name}"
-    sql: str | None = coll.cache.get(key)
-    if sql is None:
+
+    def build() -> str:
         sets = ", ".join(f"{dialect.quote(f.name)} = ?" for f in coll.fields)
-        sql = f"UPDATE {dialect.quote(coll.name)} SET {sets} WHERE {dialect.quote('id')} = ?"
-        coll.cache[key] = sql
-    return sql
+        return f"UPDATE {dialect.quote(coll.name)} SET {sets} WHERE {dialect.quote('id')} = ?"
+
+    return _statement(coll, f"update:{dialect.name}", build)
 
 
 def from_row(coll: Collection, row: Row) -> Record:

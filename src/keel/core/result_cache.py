@@ -16,12 +16,14 @@ the key.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
 from keel.storage.db.database import Database, Row
 
 K = TypeVar("K")
 V = TypeVar("V")
+T = TypeVar("T")
 
 #: SQL fragments whose result can change while the data does not.
 _VOLATILE = ("RANDOM(", "strftime(")
@@ -91,30 +93,39 @@ class ResultCache:
 
     async def count(self, sql: str, params: tuple[Any, ...]) -> int:
         """The single integer ``sql`` selects (a ``COUNT(*)``); 0 without a row."""
-        version = self._db.data_version() if reusable(sql) else None
-        key = _key(sql, params)
-        if version is not None:
-            hit = self._counts.get(key)
-            if hit is not None and hit[0] == version:
-                return hit[1]
-        row = await self._db.fetch_one(sql, params)
-        total = int(row[0]) if row else 0
-        if version is not None:
-            self._counts.put(key, (version, total))
-        return total
+
+        async def run() -> int:
+            row = await self._db.fetch_one(sql, params)
+            return int(row[0]) if row else 0
+
+        return await _reuse(self._db, self._counts, sql, params, run, lambda _: True)
 
     async def fetch_all(self, sql: str, params: tuple[Any, ...]) -> list[Row]:
         """Every row of ``sql``; a hit answers without leaving the event loop.
 
         Callers must not change the returned list.
         """
-        version = self._db.data_version() if reusable(sql) else None
-        key = _key(sql, params)
-        if version is not None:
-            hit = self._pages.get(key)
-            if hit is not None and hit[0] == version:
-                return hit[1]
-        rows = await self._db.fetch_all(sql, params)
-        if version is not None and _small(rows):
-            self._pages.put(key, (version, rows))
-        return rows
+        return await _reuse(
+            self._db, self._pages, sql, params, lambda: self._db.fetch_all(sql, params), _small
+        )
+
+
+async def _reuse(
+    db: Database,
+    cache: BoundedCache[tuple[Any, ...], tuple[int, T]],
+    sql: str,
+    params: tuple[Any, ...],
+    run: Callable[[], Awaitable[T]],
+    keep: Callable[[T], bool],
+) -> T:
+    """The result ``run`` gives for ``sql``, reused while the data version holds."""
+    version = db.data_version() if reusable(sql) else None
+    key = _key(sql, params)
+    if version is not None:
+        hit = cache.get(key)
+        if hit is not None and hit[0] == version:
+            return hit[1]
+    result = await run()
+    if version is not None and keep(result):
+        cache.put(key, (version, result))
+    return result
