@@ -1,6 +1,7 @@
 """Profile Keel under one benchmark scenario: where a worker's time goes.
 
-Starts ``keel serve`` (SQLite, one worker unless ``--workers``), seeds the
+Starts ``keel serve`` (SQLite, or PostgreSQL with ``--postgres``; one
+worker unless ``--workers``), seeds the
 benchmark's records, runs a scenario with wrk and samples the worker with
 py-spy at the same time. Prints the share of the worker's main-thread
 samples by layer (the package of the innermost frame) and the functions
@@ -25,7 +26,7 @@ from pathlib import Path
 import load
 import scenario
 import seed
-from server import Launcher, free_port, serving
+from server import Launcher, free_port, reset_postgres, serving
 
 HERE = Path(__file__).resolve().parent
 BIN_DIR = Path(sys.executable).parent
@@ -34,7 +35,8 @@ _FRAME = re.compile(r"^(?P<func>.*) \((?P<path>.*):\d+\)$")
 
 #: Innermost-frame path fragments, most specific first, and the layer they belong to.
 LAYERS = (
-    ("keel/storage/db", "Keel storage/db (SQLite calls)"),
+    ("keel/storage/db", "Keel storage/db (database adapters)"),
+    ("asyncpg", "asyncpg (PostgreSQL driver and pool)"),
     ("keel/http", "Keel http"),
     ("keel/", "Keel core (actions, records, rules, presentation)"),
     ("uvicorn", "uvicorn (HTTP parsing, socket writes)"),
@@ -94,6 +96,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rate", type=int, default=250, help="py-spy samples per second (default 250)")
     p.add_argument("--top", type=int, default=25, help="functions listed (default 25)")
     p.add_argument("--raw", type=Path, help="also save py-spy's raw output here")
+    p.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="profile Keel on PostgreSQL: an admin URL; the database keel_profile is recreated",
+    )
     args = p.parse_args(argv)
     chosen = next(s for s in scenario.SCENARIOS if s.key == args.scenario)
     py_spy = BIN_DIR / "py-spy"
@@ -102,6 +109,9 @@ def main(argv: list[str] | None = None) -> None:
 
     keel_env = {"KEEL_AUTH_IP_LIMIT": "0", "KEEL_AUTH_IDENTITY_LIMIT": "0"}
     launcher = Launcher("keel-sqlite", "keel", BIN_DIR, args.workers, extra_env=keel_env)
+    if args.postgres:
+        launcher.name = "keel-postgres"
+        launcher.database_url = reset_postgres(args.postgres, "keel_profile")
     bench_load = load.Load(threads=2, connections=32, duration=args.seconds, warmup=3)
     with tempfile.TemporaryDirectory(prefix="keel-profile-") as tmp:
         data_dir = Path(tmp) / "data"
@@ -129,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.raw is not None:
             args.raw.write_text(text)
     print(
-        f"{chosen.label}: {result['rps']:,.0f} req/s on {args.workers} worker(s), "
+        f"{launcher.name}, {chosen.label}: {result['rps']:,.0f} req/s on {args.workers} worker(s), "
         f"p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms, "
         f"{result['errors']} errors; worker pid {worker}"
     )
