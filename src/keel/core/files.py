@@ -17,16 +17,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from keel.core.collection import Collection
 from keel.core.errors import FieldError, ValidationError
 from keel.core.fields.file import FileField, PendingFile, Upload
 from keel.core.record import Record, from_row, select_sql
-from keel.storage.db.database import Executor
+from keel.core.transaction import after_commit
 from keel.storage.files.names import detect_content_type, stored_name
 from keel.storage.files.storage import FileStorageError
 
@@ -35,8 +32,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("keel.files")
 
-#: Keys to delete once the current transaction has committed.
-_after_commit: ContextVar[list[str] | None] = ContextVar("keel_after_commit", default=None)
 #: How long an unreferenced file must have existed before gc deletes it, so
 #: uploads of requests still in flight are never taken.
 GC_GRACE_SECONDS = 3600
@@ -184,31 +179,13 @@ def removed_keys(coll: Collection, record: Record, before: dict[str, set[str]]) 
     return keys
 
 
-def delete_after_commit(keys: list[str]) -> None:
-    """Delete ``keys`` (a trailing ``/`` means the whole prefix) once committed."""
-    pending = _after_commit.get()
-    if pending is None:
-        raise RuntimeError("file deletions need a transaction opened by write_transaction")
-    pending.extend(keys)
+def delete_after_commit(app: App, keys: list[str]) -> None:
+    """Delete ``keys`` (a trailing ``/`` means the whole prefix) once committed.
 
-
-@asynccontextmanager
-async def write_transaction(app: App) -> AsyncIterator[Executor]:
-    """The transaction of record writes.
-
-    After it commits, the files it released are deleted and every worker is
-    told that records changed (realtime reads the outbox then).
+    Raises:
+        RuntimeError: outside a transaction opened by ``write_transaction``.
     """
-    keys: list[str] = []
-    token = _after_commit.set(keys)
-    try:
-        async with app.db.transaction() as tx:
-            yield tx
-    finally:
-        _after_commit.reset(token)
-    app.committed()
-    if keys:
-        app.spawn(delete_keys(app, keys))
+    after_commit(lambda: app.spawn(delete_keys(app, keys)))
 
 
 async def delete_keys(app: App, keys: list[str]) -> None:

@@ -23,11 +23,11 @@ from keel.core.errors import (
     ValidationError,
 )
 from keel.core.fields.text import EmailField
-from keel.core.files import write_transaction
 from keel.core.mail import send_template
 from keel.core.record import Record
 from keel.core.request import SYSTEM_INFO, RequestInfo
 from keel.core.tokens import InvalidTokenError, issue_token, verify_token
+from keel.core.transaction import write_transaction
 
 INVALID_TOKEN = "Invalid or expired token."
 

@@ -21,10 +21,11 @@ from keel.core.collection import (
 )
 from keel.core.errors import BadRequestError, FieldError, ValidationError
 from keel.core.fields.date import now_text
-from keel.core.files import delete_after_commit, write_transaction
+from keel.core.files import delete_after_commit
 from keel.core.index import parse_index
 from keel.core.rule import rule_errors
 from keel.core.schema import alter_table, create_table, drop_table
+from keel.core.transaction import write_transaction
 from keel.query.dialect import dialect_of
 from keel.storage.db.database import Executor
 from keel.storage.db.errors import DatabaseError
@@ -178,7 +179,7 @@ async def delete_collection(app: App, id_or_name: str) -> None:
         await tx.execute("DELETE FROM _collections WHERE id = ?", (coll.id,))
         if coll.is_auth:
             await delete_auth_rows(tx, coll.id)
-        delete_after_commit([f"{coll.id}/"])
+        delete_after_commit(app, [f"{coll.id}/"])
         await app.bump_version(tx)
     await app.reload()
 
@@ -233,7 +234,7 @@ async def import_collections(app: App, data: Any) -> list[str]:
                         await tx.execute("DELETE FROM _collections WHERE id = ?", (coll.id,))
                         if coll.is_auth:
                             await delete_auth_rows(tx, coll.id)
-                        delete_after_commit([f"{coll.id}/"])
+                        delete_after_commit(app, [f"{coll.id}/"])
                         changes.append(f"delete {coll.name}")
                 await app.bump_version(tx)
     except ValidationError as exc:

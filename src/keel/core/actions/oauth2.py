@@ -31,10 +31,10 @@ from keel.core.errors import (
     NotFoundError,
     ValidationError,
 )
-from keel.core.files import write_transaction
 from keel.core.record import Record, from_row, select_sql
 from keel.core.request import SYSTEM_INFO, RequestInfo
 from keel.core.rule import ALL_ROWS
+from keel.core.transaction import write_transaction
 from keel.security.oauth2 import AuthUser, OAuth2Error, Provider, exchange, start
 from keel.storage.db.database import Executor
 

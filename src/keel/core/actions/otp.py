@@ -23,11 +23,11 @@ from keel.core.app import App
 from keel.core.collection import Collection
 from keel.core.errors import BadRequestError, ForbiddenError
 from keel.core.fields.text import generate
-from keel.core.files import write_transaction
 from keel.core.mail import send_template
 from keel.core.record import Record
 from keel.core.request import SYSTEM_INFO, RequestInfo
 from keel.core.rule import ALL_ROWS
+from keel.core.transaction import write_transaction
 
 #: Wrong codes allowed per OTP before it is deleted.
 MAX_ATTEMPTS = 5

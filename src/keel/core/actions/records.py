@@ -29,7 +29,6 @@ from keel.core.files import (
     record_prefix,
     removed_keys,
     stage_uploads,
-    write_transaction,
 )
 from keel.core.outbox import record_event
 from keel.core.record import Record, from_row, insert_sql, select_sql, update_sql
@@ -38,6 +37,7 @@ from keel.core.request import RequestInfo
 from keel.core.result_cache import reusable
 from keel.core.rule import ALL_ROWS, RuleFilter, filter_condition, rule_filter
 from keel.core.sort import sort_clause
+from keel.core.transaction import write_transaction
 from keel.core.visibility import records_json
 from keel.query.dialect import dialect_of
 from keel.storage.db.database import Executor
@@ -424,7 +424,7 @@ async def _update(
 
         await app.on_record_update.trigger(RecordEvent(coll, record, info, ex), update)
         if before:
-            delete_after_commit(removed_keys(coll, record, before))
+            delete_after_commit(app, removed_keys(coll, record, before))
     return record
 
 
@@ -470,7 +470,7 @@ async def _delete(app: App, ex: Executor, record: Record, info: RequestInfo, dep
         if coll.is_auth:
             await delete_auth_rows(ex, coll.id, e.record.id)
         if file_fields(coll):
-            delete_after_commit([record_prefix(coll, e.record.id)])
+            delete_after_commit(app, [record_prefix(coll, e.record.id)])
 
     await app.on_record_delete.trigger(RecordEvent(coll, record, info, ex), delete)
 

@@ -29,9 +29,10 @@ from keel.core.errors import (
     NotFoundError,
     ValidationError,
 )
-from keel.core.files import has_uploads, write_transaction
+from keel.core.files import has_uploads
 from keel.core.request import RequestInfo
 from keel.core.rule import ALL_ROWS
+from keel.core.transaction import write_transaction
 from keel.core.visibility import record_json
 from keel.http.body import close_body, read_bytes, read_data
 from keel.http.context import fresh_app, request_info

@@ -18,8 +18,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from keel.core.files import write_transaction
 from keel.core.outbox import client_message
+from keel.core.transaction import write_transaction
 from keel.http.body import read_data, read_json
 from keel.http.context import fresh_app, get_app, request_info
 from keel.realtime.broker import OAUTH2_TOPIC, Broker, set_subscriptions
