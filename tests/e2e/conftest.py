@@ -89,11 +89,8 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-@pytest.fixture
-def server(tmp_path: Path, database_url: str) -> Iterator[Server]:
-    """``keel serve --workers 2`` on a fresh data folder, with a superuser."""
-    data_dir = tmp_path / "keel_data"
-    env = keel_env(database_url)
+def create_superuser(data_dir: Path, env: dict[str, str]) -> None:
+    """``keel superuser create`` the test superuser in ``data_dir``; it must succeed."""
     created = subprocess.run(
         [KEEL, "superuser", "create", SUPERUSER_EMAIL, SUPERUSER_PASSWORD, "--dir", str(data_dir)],
         env=env,
@@ -102,20 +99,21 @@ def server(tmp_path: Path, database_url: str) -> Iterator[Server]:
         timeout=60,
     )
     assert 0 == created.returncode, created.stdout + created.stderr
+
+
+@contextlib.contextmanager
+def start_server(
+    data_dir: Path, env: dict[str, str], log: Path, workers: int = 2
+) -> Iterator[Server]:
+    """``keel serve`` on a free 127.0.0.1 port until the block ends; stopped by PID.
+
+    Its output goes to ``log``, which is shown if it does not become healthy.
+    """
     base_url = f"http://127.0.0.1:{free_port()}"
-    log = tmp_path / "server.log"
+    command = [KEEL, "serve", "--http", base_url.removeprefix("http://"), "--dir", str(data_dir)]
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [
-                KEEL,
-                "serve",
-                "--http",
-                base_url.removeprefix("http://"),
-                "--dir",
-                str(data_dir),
-                "--workers",
-                "2",
-            ],
+            [*command, "--workers", str(workers)],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=out,
@@ -127,6 +125,16 @@ def server(tmp_path: Path, database_url: str) -> Iterator[Server]:
         yield Server(base_url=base_url, data_dir=data_dir, pid=proc.pid, log=log)
     finally:
         _stop(proc)
+
+
+@pytest.fixture
+def server(tmp_path: Path, database_url: str) -> Iterator[Server]:
+    """``keel serve --workers 2`` on a fresh data folder, with a superuser."""
+    data_dir = tmp_path / "keel_data"
+    env = keel_env(database_url)
+    create_superuser(data_dir, env)
+    with start_server(data_dir, env, tmp_path / "server.log") as running:
+        yield running
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ import io
 import os
 import shutil
 import socket
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -26,14 +25,12 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import (
-    KEEL,
     SUPERUSER_EMAIL,
     SUPERUSER_PASSWORD,
     Server,
-    _stop,
-    _wait_healthy,
-    free_port,
+    create_superuser,
     keel_env,
+    start_server,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -60,31 +57,9 @@ def one_worker_server(tmp_path: Path, database_url: str) -> Iterator[Server]:
     """``keel serve --workers 1`` on a fresh data folder, with a superuser."""
     data_dir = tmp_path / "keel_data"
     env = keel_env(database_url)
-    created = subprocess.run(
-        [KEEL, "superuser", "create", SUPERUSER_EMAIL, SUPERUSER_PASSWORD, "--dir", str(data_dir)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert 0 == created.returncode, created.stdout + created.stderr
-    base_url = f"http://127.0.0.1:{free_port()}"
-    log = tmp_path / "server.log"
-    command = [KEEL, "serve", "--http", base_url.removeprefix("http://"), "--dir", str(data_dir)]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [*command, "--workers", "1"],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        _wait_healthy(proc, base_url, log)
-        yield Server(base_url=base_url, data_dir=data_dir, pid=proc.pid, log=log)
-    finally:
-        _stop(proc)
+    create_superuser(data_dir, env)
+    with start_server(data_dir, env, tmp_path / "server.log", workers=1) as running:
+        yield running
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ import os
 import re
 import secrets
 import socket
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,14 +33,12 @@ import redis
 from redis.exceptions import RedisError
 
 from tests.e2e.conftest import (
-    KEEL,
     SUPERUSER_EMAIL,
     SUPERUSER_PASSWORD,
     Server,
-    _stop,
-    _wait_healthy,
-    free_port,
+    create_superuser,
     keel_env,
+    start_server,
 )
 from tests.sse import SSEClient
 
@@ -93,38 +90,6 @@ def redis_client() -> Iterator[redis.Redis]:
         client.close()
 
 
-@contextlib.contextmanager
-def running_node(
-    name: str, data_dir: Path, env: dict[str, str], tmp_path: Path
-) -> Iterator[Server]:
-    """``keel serve --workers 1`` on ``data_dir``, stopped by PID on exit."""
-    base_url = f"http://127.0.0.1:{free_port()}"
-    log = tmp_path / f"server-{name}.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                KEEL,
-                "serve",
-                "--http",
-                base_url.removeprefix("http://"),
-                "--dir",
-                str(data_dir),
-                "--workers",
-                "1",
-            ],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        _wait_healthy(proc, base_url, log)
-        yield Server(base_url=base_url, data_dir=data_dir, pid=proc.pid, log=log)
-    finally:
-        _stop(proc)
-
-
 @pytest.fixture
 def cluster(tmp_path: Path, database_url: str, redis_client: redis.Redis) -> Iterator[Cluster]:
     """Nodes A and B: one database (one SQLite folder, or one PostgreSQL schema), one Redis."""
@@ -132,18 +97,11 @@ def cluster(tmp_path: Path, database_url: str, redis_client: redis.Redis) -> Ite
     prefix = f"keel-test-{secrets.token_hex(4)}:"
     env = keel_env(database_url)
     env["KEEL_REDIS_URL"] = f"{REDIS_URL}?prefix={prefix}"
-    created = subprocess.run(
-        [KEEL, "superuser", "create", SUPERUSER_EMAIL, SUPERUSER_PASSWORD, "--dir", str(data_dir)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert 0 == created.returncode, created.stdout + created.stderr
+    create_superuser(data_dir, env)
     # One after the other: the second node starts on a database already set up.
     with (
-        running_node("a", data_dir, env, tmp_path) as a,
-        running_node("b", data_dir, env, tmp_path) as b,
+        start_server(data_dir, env, tmp_path / "server-a.log", workers=1) as a,
+        start_server(data_dir, env, tmp_path / "server-b.log", workers=1) as b,
     ):
         yield Cluster(a, b, prefix)
 
