@@ -24,10 +24,15 @@ def column_sql(dialect: Dialect, fld: Field, name: str | None = None) -> str:
     if kind == "bool":
         return f"{q} {ctype} DEFAULT {dialect.false} NOT NULL"
     if kind == "json":
-        if fld.zero() == []:
-            return f"{q} {ctype} DEFAULT '[]' NOT NULL"
-        return f"{q} {ctype} DEFAULT NULL"
+        if nullable(fld):
+            return f"{q} {ctype} DEFAULT NULL"
+        return f"{q} {ctype} DEFAULT '[]' NOT NULL"
     return f"{q} {ctype} DEFAULT '' NOT NULL"
+
+
+def nullable(fld: Field) -> bool:
+    """Whether the field's column may hold NULL: only JSON fields (their zero is null)."""
+    return fld.column_kind() == "json" and fld.zero() != []
 
 
 def create_table(dialect: Dialect, coll: Collection) -> list[str]:

@@ -15,6 +15,7 @@ from keel.core.collection import Collection
 from keel.core.errors import BadRequestError
 from keel.core.request import RequestInfo
 from keel.core.resolver import RecordResolver
+from keel.core.schema import nullable
 from keel.query.errors import FilterError
 from keel.query.plan import Column
 
@@ -35,6 +36,14 @@ def _pg_json_keys(sql: str) -> list[str]:
         f"THEN (CASE WHEN ({sql} #>> '{{}}') = 'true' THEN 1 ELSE 0 END) END)",
         f"(CASE WHEN {kind} = 'string' THEN {sql} #>> '{{}}' ELSE CAST({sql} AS TEXT) END)",
     ]
+
+
+def _own_column(coll: Collection, name: str) -> bool:
+    """Whether ``name`` is a field of ``coll`` itself stored in a NOT NULL column."""
+    if "." in name or ":" in name:
+        return False
+    fld = coll.field(name)
+    return fld is not None and not nullable(fld)
 
 
 def sort_clause(
@@ -86,8 +95,15 @@ def sort_clause(
         if dialect.name == "postgres" and resolved.kind == "json" and not resolved.params:
             terms += [f"{key} {direction}" for key in _pg_json_keys(resolved.sql)]
         elif dialect.name == "postgres":
-            nulls = "NULLS FIRST" if direction == "ASC" else "NULLS LAST"
-            terms.append(f"{resolved.sql} {direction} {nulls}")
+            # PostgreSQL puts NULLs last when ascending, SQLite first, so the
+            # order is spelled out; not for the collection's own columns,
+            # which are NOT NULL: there it changes nothing but keeps
+            # PostgreSQL from reading an index in order (a full sort per page).
+            if _own_column(coll, name):
+                terms.append(f"{resolved.sql} {direction}")
+            else:
+                nulls = "NULLS FIRST" if direction == "ASC" else "NULLS LAST"
+                terms.append(f"{resolved.sql} {direction} {nulls}")
             params += resolved.params
         else:
             terms.append(f"{resolved.sql} {direction}")
