@@ -10,7 +10,7 @@ from keel.core.app import App
 from keel.core.config import Config
 from keel.core.result_cache import reusable
 from keel.http.app import create_app
-from tests.api.people import make_auth_collection, register, sign_in
+from tests.api.people import make_auth_collection, mint_key, register, sign_in
 
 
 async def test_totals_follow_every_write(client: httpx.AsyncClient, schema: dict[str, Any]) -> None:
@@ -200,3 +200,18 @@ async def test_public_views_show_hidden_fields_to_superusers_only(
     for _ in range(2):
         assert "s" == (await client.get(note, headers=su)).json()["secret"]
         assert "secret" not in (await client.get(note)).json()
+
+
+async def test_scoped_superuser_keys_and_guests_share_only_what_both_may_see(
+    client: httpx.AsyncClient, su: dict[str, str]
+) -> None:
+    """A scoped superuser API key sees no hidden fields; a full superuser token still does."""
+    url = await _notes(client, su, viewRule="")
+    note = f"{url}/{(await client.post(url, json={'text': 't', 'secret': 's'})).json()['id']}"
+    key = await mint_key(client, su, ["notes:view"])
+    scoped = {"Authorization": key["key"]}
+    for _ in range(2):
+        assert "secret" not in (await client.get(note, headers=scoped)).json()
+        assert "secret" not in (await client.get(note)).json()
+        assert "s" == (await client.get(note, headers=su)).json()["secret"]
+        assert "secret" not in (await client.get(note, headers=scoped)).json()

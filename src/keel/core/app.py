@@ -76,6 +76,9 @@ class App:
     async def start(self, *, run_migrations: bool = True) -> None:
         """Connect, apply pending system migrations, and load the schema."""
         await self.db.connect()
+        # A new connection counts data versions afresh: nothing seen before holds.
+        self._checked_at = None
+        self.results.clear()
         if run_migrations:
             await migrate(self.db)
         await self.reload()

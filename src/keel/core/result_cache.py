@@ -45,6 +45,10 @@ class BoundedCache(Generic[K, V]):
             self._data.move_to_end(key)
         return value
 
+    def clear(self) -> None:
+        """Forget every entry."""
+        self._data.clear()
+
     def put(self, key: K, value: V) -> None:
         self._data[key] = value
         self._data.move_to_end(key)
@@ -57,9 +61,12 @@ def reusable(sql: str) -> bool:
     return not any(part in sql for part in _VOLATILE)
 
 
-def _key(sql: str, params: tuple[Any, ...]) -> tuple[Any, ...]:
-    # Types are part of the key: True == 1 == 1.0 in Python, but SQLite
-    # compares '1' with 1, 1.0 and TRUE differently.
+def cache_key(sql: str, params: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A key for ``sql`` with ``params``: equal keys bind equal values of equal types.
+
+    Types count: ``True == 1 == 1.0`` in Python, but SQLite compares ``'1'``
+    with 1, 1.0 and TRUE differently.
+    """
     return (sql, params, tuple(type(p) for p in params))
 
 
@@ -91,6 +98,11 @@ class ResultCache:
         self._counts: BoundedCache[tuple[Any, ...], tuple[int, int]] = BoundedCache(4 * size)
         self._pages: BoundedCache[tuple[Any, ...], tuple[int, list[Row]]] = BoundedCache(size)
 
+    def clear(self) -> None:
+        """Forget everything (the database connection was opened anew)."""
+        self._counts.clear()
+        self._pages.clear()
+
     async def count(self, sql: str, params: tuple[Any, ...]) -> int:
         """The single integer ``sql`` selects (a ``COUNT(*)``); 0 without a row."""
 
@@ -120,7 +132,7 @@ async def _reuse(
 ) -> T:
     """The result ``run`` gives for ``sql``, reused while the data version holds."""
     version = db.data_version() if reusable(sql) else None
-    key = _key(sql, params)
+    key = cache_key(sql, params)
     if version is not None:
         hit = cache.get(key)
         if hit is not None and hit[0] == version:

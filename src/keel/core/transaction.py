@@ -3,19 +3,23 @@
 Every change to records (the REST API, batch, auth flows, realtime client
 messages, collection changes) runs in :func:`write_transaction`. Work
 registered with :func:`after_commit` inside it runs only once the
-transaction has committed, in the order registered; a transaction that rolls
-back runs none of it. After every commit, each worker is told that records
-changed, so realtime reads the outbox.
+transaction has committed, in the order registered (a failure is logged and
+the rest still runs); a transaction that rolls back runs none of it. After
+every commit, each worker is told that records changed, so realtime reads the
+outbox.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
 from keel.storage.db.database import Executor
+
+log = logging.getLogger("keel.transaction")
 
 if TYPE_CHECKING:
     from keel.core.app import App
@@ -52,4 +56,9 @@ async def write_transaction(app: App) -> AsyncIterator[Executor]:
         _pending.reset(token)
     app.committed()
     for work in pending:
-        work()
+        try:
+            work()
+        except Exception:
+            # The write has committed: one failed follow-up must neither
+            # skip the others nor turn the caller's success into an error.
+            log.exception("after-commit work failed")

@@ -75,6 +75,7 @@ def create_app(keel: App, *, started: Callable[[], None] | None = None) -> Starl
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await keel.start()
+        app.state.views.clear()  # data versions restart with the connection
         broker: Broker = app.state.broker
         await broker.start()
         if started is not None:
@@ -112,6 +113,7 @@ def create_app(keel: App, *, started: Callable[[], None] | None = None) -> Starl
     app.state.keel = keel
     app.state.broker = Broker(keel)
     app.state.limits = Limits(keel.config.trusted_proxies)
+    # Reused view responses (HTTP bodies, so kept here rather than on the App).
     app.state.views = BoundedCache(records.VIEW_CACHE_SIZE)
     return app
 

@@ -34,7 +34,7 @@ from keel.core.outbox import record_event
 from keel.core.record import Record, from_row, insert_sql, select_sql, update_sql
 from keel.core.record_form import apply_body, blank_record
 from keel.core.request import RequestInfo
-from keel.core.result_cache import reusable
+from keel.core.result_cache import cache_key, reusable
 from keel.core.rule import ALL_ROWS, RuleFilter, filter_condition, rule_filter
 from keel.core.sort import sort_clause
 from keel.core.transaction import write_transaction
@@ -143,19 +143,21 @@ async def view_record(app: App, coll: Collection, record_id: str, info: RequestI
 
 def view_key(
     app: App, coll: Collection, record_id: str, info: RequestInfo
-) -> tuple[Any, ...] | None:
-    """Everything a view response depends on, or ``None`` when it may depend on more.
+) -> tuple[int, tuple[Any, ...]] | None:
+    """The data version, and everything else a view response depends on.
 
     The response is a function of the data, the schema, the view rule as
     compiled for this caller (its SQL and bound values: the caller's id,
     headers or date macros it uses), the ``fields`` asked for, and whether
     hidden fields show. While the data version holds, equal keys mean equal
-    responses. Not covered, so never keyed: ``expand`` (other collections'
-    rules), auth collections (``emailVisibility`` and ``manageRule``), engines
-    without a data version, and rules that read the clock or draw at random.
+    responses. ``None`` where that does not cover everything: ``expand``
+    (other collections' rules), auth collections (``emailVisibility`` and
+    ``manageRule``), engines without a data version, and rules that read the
+    clock or draw at random.
 
     Raises:
-        ForbiddenError: the view rule is superusers-only.
+        ForbiddenError: the rule is ``null`` and the caller is no superuser,
+            or the caller's API key has no scope to view this collection.
     """
     version = app.db.data_version()
     if version is None or coll.is_auth or info.query.get("expand"):
@@ -163,14 +165,11 @@ def view_key(
     rule = rule_filter(app, coll, "viewRule", info)
     if not reusable(rule.sql):
         return None
-    return (
-        version,
+    return version, (
         app.schema_version,
         coll.id,
         record_id,
-        rule.sql,
-        rule.params,
-        tuple(type(p) for p in rule.params),
+        *cache_key(rule.sql, rule.params),
         info.query.get("fields", ""),
         info.auth.is_superuser and info.auth.unrestricted,
     )

@@ -51,16 +51,18 @@ async def view_record(request: Request) -> Response:
     app = get_app(request)
     coll = app.collection(request.path_params["collection"])
     record_id = request.path_params["id"]
-    # A response is reused while its key holds (see actions.view_key): the
-    # key carries the data version, so any commit anywhere retires it.
-    views: BoundedCache[tuple[Any, ...], tuple[bytes, str]] = request.app.state.views
-    key = actions.view_key(app, coll, record_id, info)
-    if key is not None and (hit := views.get(key)) is not None:
-        return tagged_response(request, *hit)
+    # A response is reused while its key and the data version hold (see
+    # actions.view_key); a newer version overwrites the entry.
+    views: BoundedCache[tuple[Any, ...], tuple[int, bytes, str]] = request.app.state.views
+    reuse = actions.view_key(app, coll, record_id, info)
+    if reuse is not None:
+        hit = views.get(reuse[1])
+        if hit is not None and hit[0] == reuse[0]:
+            return tagged_response(request, hit[1], hit[2])
     record = await actions.view_record(app, coll, record_id, info)
     body, etag = tagged_json(await present(app, coll, record, info, projection))
-    if key is not None and len(body) <= VIEW_CACHE_MAX_BODY:
-        views.put(key, (body, etag))
+    if reuse is not None and len(body) <= VIEW_CACHE_MAX_BODY:
+        views.put(reuse[1], (reuse[0], body, etag))
     return tagged_response(request, body, etag)
 
 
