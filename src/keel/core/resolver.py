@@ -83,6 +83,10 @@ def date_macros(now: datetime) -> dict[str, Any]:
     }
 
 
+#: The names of the date macros.
+DATE_MACROS = frozenset(date_macros(datetime(2000, 1, 1, tzinfo=UTC)))
+
+
 class RecordResolver:
     """Resolves identifiers for filters and rules on one collection.
 

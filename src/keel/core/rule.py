@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from keel.core.collection import AUTH_RULES, Collection
 from keel.core.errors import BadRequestError, FieldError, ForbiddenError
 from keel.core.request import RequestInfo
-from keel.core.resolver import RecordResolver
+from keel.core.resolver import DATE_MACROS, RecordResolver
 from keel.query.ast import Expr, identifiers
 from keel.query.dialect import Dialect
 from keel.query.errors import FilterError
@@ -123,6 +123,28 @@ def compile_expression(
     return result
 
 
+@lru_cache(maxsize=2048)
+def reads_clock(text: str) -> bool:
+    """Whether filter text uses a date macro (``@now``, ``@todayStart``…).
+
+    Its condition then changes with time alone. Text that does not parse
+    counts as reading it: nothing may be assumed of it.
+    """
+    try:
+        tree = parsed(text)[0]
+    except FilterError:
+        return True
+    return any(name in DATE_MACROS for name in identifiers(tree))
+
+
+def rule_text(coll: Collection, rule_name: str) -> str | None:
+    """The text of ``coll``'s ``rule_name`` rule; ``None`` means superusers only."""
+    rule: str | None = (
+        coll.rules.get(rule_name) if rule_name in coll.rules else coll.options.get(rule_name)
+    )
+    return rule
+
+
 def rule_filter(app: App, coll: Collection, rule_name: str, info: RequestInfo) -> RuleFilter:
     """The condition ``info`` must meet under ``coll``'s ``rule_name`` rule.
 
@@ -139,7 +161,7 @@ def rule_filter(app: App, coll: Collection, rule_name: str, info: RequestInfo) -
         raise ForbiddenError("Scoped API keys cannot use system collections.")
     if info.auth.is_superuser:
         return ALL_ROWS
-    rule = coll.rules.get(rule_name) if rule_name in coll.rules else coll.options.get(rule_name)
+    rule = rule_text(coll, rule_name)
     if rule is None:
         raise ForbiddenError(SUPERUSERS_ONLY)
     if rule.strip() == "":

@@ -35,7 +35,14 @@ from keel.core.record import Record, from_row, insert_sql, select_sql, update_sq
 from keel.core.record_form import apply_body, blank_record
 from keel.core.request import RequestInfo
 from keel.core.result_cache import cache_key, reusable
-from keel.core.rule import ALL_ROWS, RuleFilter, filter_condition, rule_filter
+from keel.core.rule import (
+    ALL_ROWS,
+    RuleFilter,
+    filter_condition,
+    reads_clock,
+    rule_filter,
+    rule_text,
+)
 from keel.core.sort import sort_clause
 from keel.core.transaction import write_transaction
 from keel.core.visibility import records_json
@@ -164,6 +171,10 @@ def view_key(
         return None
     rule = rule_filter(app, coll, "viewRule", info)
     if not reusable(rule.sql):
+        return None
+    if not rule.unrestricted and reads_clock(rule_text(coll, "viewRule") or ""):
+        # Bound date values change every millisecond: entries would never be
+        # hit again and would only push useful ones out.
         return None
     return version, (
         app.schema_version,
