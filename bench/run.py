@@ -26,7 +26,7 @@ from pathlib import Path
 
 import report
 import scenario
-from server import Launcher
+from server import KEEL_ENV, Launcher
 from suite import Session
 
 BIN_DIR = Path(sys.executable).parent
@@ -133,9 +133,7 @@ def launchers(args: argparse.Namespace, keel_path: str) -> list[Launcher]:
     """The systems asked for; Keel imports from ``keel_path`` first."""
     wanted = args.systems.split(",")
     path = os.pathsep.join(p for p in (keel_path, os.environ.get("PYTHONPATH", "")) if p)
-    # Keel's always-on auth rate limits are off here: PocketBase has none by
-    # default, and the sign-in scenario measures hashing, not refusals.
-    keel_env = {"PYTHONPATH": path, "KEEL_AUTH_IP_LIMIT": "0", "KEEL_AUTH_IDENTITY_LIMIT": "0"}
+    keel_env = {"PYTHONPATH": path, **KEEL_ENV}
     sync = {"KEEL_SQLITE_SYNCHRONOUS": args.keel_sqlite_synchronous}
     every = [
         Launcher("pocketbase", "pocketbase", BIN_DIR, args.workers),

@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -148,12 +149,23 @@ async def http(server: Server) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-@pytest.fixture
-async def su(http: httpx.AsyncClient) -> dict[str, str]:
-    """Headers of the superuser, logged in through the API."""
-    response = await http.post(
+async def superuser_headers(client: httpx.AsyncClient) -> dict[str, str]:
+    """Headers of the test superuser, logged in through ``client``; the login must succeed."""
+    response = await client.post(
         "/api/collections/_superusers/auth-with-password",
         json={"identity": SUPERUSER_EMAIL, "password": SUPERUSER_PASSWORD},
     )
     assert 200 == response.status_code, response.text
     return {"Authorization": response.json()["token"]}
+
+
+def public_collection(name: str, *fields: dict[str, Any]) -> dict[str, Any]:
+    """A base collection anyone may list, view, create, update and delete."""
+    rules = dict.fromkeys(("listRule", "viewRule", "createRule", "updateRule", "deleteRule"), "")
+    return {"name": name, **rules, "fields": list(fields)}
+
+
+@pytest.fixture
+async def su(http: httpx.AsyncClient) -> dict[str, str]:
+    """Headers of the superuser, logged in through the API."""
+    return await superuser_headers(http)

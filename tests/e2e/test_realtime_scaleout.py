@@ -33,27 +33,21 @@ import redis
 from redis.exceptions import RedisError
 
 from tests.e2e.conftest import (
-    SUPERUSER_EMAIL,
-    SUPERUSER_PASSWORD,
     Server,
     create_superuser,
     keel_env,
+    public_collection,
     start_server,
+    superuser_headers,
 )
 from tests.sse import SSEClient
 
 pytestmark = pytest.mark.e2e
 
 REDIS_URL = os.environ.get("KEEL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-NOTES = {
-    "name": "notes",
-    "listRule": "",
-    "viewRule": "",
-    "createRule": "",
-    "updateRule": "",
-    "deleteRule": "",
-    "fields": [{"name": "title", "type": "text"}, {"name": "payload", "type": "text"}],
-}
+NOTES = public_collection(
+    "notes", {"name": "title", "type": "text"}, {"name": "payload", "type": "text"}
+)
 #: Events produced while the slow subscriber reads nothing; each carries
 #: PAYLOAD bytes, so together they overflow any socket buffer and the
 #: per-client queue (1000 messages).
@@ -116,12 +110,7 @@ async def b_http(cluster: Cluster) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 async def b_su(b_http: httpx.AsyncClient) -> dict[str, str]:
     """Superuser headers, from a login through node B."""
-    response = await b_http.post(
-        "/api/collections/_superusers/auth-with-password",
-        json={"identity": SUPERUSER_EMAIL, "password": SUPERUSER_PASSWORD},
-    )
-    assert 200 == response.status_code, response.text
-    return {"Authorization": response.json()["token"]}
+    return await superuser_headers(b_http)
 
 
 @pytest.fixture

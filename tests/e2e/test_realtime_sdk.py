@@ -18,22 +18,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import Server
+from tests.e2e.conftest import Server, public_collection
 from tests.oidc import NODE_DIR, node_for
 
 pytestmark = pytest.mark.e2e
 
 SDK_SCRIPT = NODE_DIR / "sdk_realtime.mjs"
 LINE_TIMEOUT = 30.0
-NOTES = {
-    "name": "notes",
-    "listRule": "",
-    "viewRule": "",
-    "createRule": "",
-    "updateRule": "",
-    "deleteRule": "",
-    "fields": [{"name": "title", "type": "text"}],
-}
+NOTES = public_collection("notes", {"name": "title", "type": "text"})
 
 
 @pytest.fixture

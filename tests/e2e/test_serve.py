@@ -12,17 +12,13 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.e2e.conftest import public_collection
+
 pytestmark = pytest.mark.e2e
 
-NOTES = {
-    "name": "notes",
-    "listRule": "",
-    "viewRule": "",
-    "createRule": "",
-    "updateRule": "",
-    "deleteRule": "",
-    "fields": [{"name": "title", "type": "text"}, {"name": "n", "type": "number"}],
-}
+NOTES = public_collection(
+    "notes", {"name": "title", "type": "text"}, {"name": "n", "type": "number"}
+)
 
 
 @pytest.fixture
