@@ -135,23 +135,31 @@ async def find_record(
     return from_row(coll, row) if row else None
 
 
-async def view_record(app: App, coll: Collection, record_id: str, info: RequestInfo) -> Record:
+async def view_record(
+    app: App, coll: Collection, record_id: str, info: RequestInfo, rule: RuleFilter | None = None
+) -> Record:
     """The record, if the caller may view it.
+
+    ``rule`` is the view rule as compiled for ``info``, when the caller has it.
 
     Raises:
         ForbiddenError: the view rule is superusers-only.
         NotFoundError: no such record, or the rule hides it.
     """
-    record = await find_record(app.db, coll, record_id, rule_filter(app, coll, "viewRule", info))
+    if rule is None:
+        rule = rule_filter(app, coll, "viewRule", info)
+    record = await find_record(app.db, coll, record_id, rule)
     if record is None:
         raise NotFoundError()
     return record
 
 
 def view_key(
-    app: App, coll: Collection, record_id: str, info: RequestInfo
+    app: App, coll: Collection, record_id: str, info: RequestInfo, rule: RuleFilter | None = None
 ) -> tuple[int, tuple[Any, ...]] | None:
     """The data version, and everything else a view response depends on.
+
+    ``rule`` is the view rule as compiled for ``info``, when the caller has it.
 
     The response is a function of the data, the schema, the view rule as
     compiled for this caller (its SQL and bound values: the caller's id,
@@ -169,7 +177,8 @@ def view_key(
     version = app.db.data_version()
     if version is None or coll.is_auth or info.query.get("expand"):
         return None
-    rule = rule_filter(app, coll, "viewRule", info)
+    if rule is None:
+        rule = rule_filter(app, coll, "viewRule", info)
     if not reusable(rule.sql):
         return None
     if not rule.unrestricted and reads_clock(rule_text(coll, "viewRule") or ""):

@@ -18,6 +18,7 @@ from keel.core.files import file_fields
 from keel.core.presentation import present, projection_of
 from keel.core.projection import project_page
 from keel.core.result_cache import BoundedCache
+from keel.core.rule import rule_filter
 from keel.http.body import close_body, read_data
 from keel.http.context import get_app, request_info
 from keel.http.response import JSONResponse, cacheable_json, tagged_json, tagged_response
@@ -54,12 +55,13 @@ async def view_record(request: Request) -> Response:
     # A response is reused while its key and the data version hold (see
     # actions.view_key); a newer version overwrites the entry.
     views: BoundedCache[tuple[Any, ...], tuple[int, bytes, str]] = request.app.state.views
-    reuse = actions.view_key(app, coll, record_id, info)
+    rule = rule_filter(app, coll, "viewRule", info)  # once, for the key and the read
+    reuse = actions.view_key(app, coll, record_id, info, rule)
     if reuse is not None:
         hit = views.get(reuse[1])
         if hit is not None and hit[0] == reuse[0]:
             return tagged_response(request, hit[1], hit[2])
-    record = await actions.view_record(app, coll, record_id, info)
+    record = await actions.view_record(app, coll, record_id, info, rule)
     body, etag = tagged_json(await present(app, coll, record, info, projection))
     if reuse is not None and len(body) <= VIEW_CACHE_MAX_BODY:
         views.put(reuse[1], (reuse[0], body, etag))
