@@ -103,6 +103,8 @@ def serve(
     """Start the web server (REST API on http://HOST:PORT/api/)."""
     import uvicorn
 
+    from keel.http.protocol import HttpProtocol
+
     config = _config(data_dir, http=http, workers=workers)
     host, _, port = config.http.rpartition(":")
     _with_app(config, lambda app: asyncio.sleep(0))  # apply migrations once, before workers start
@@ -124,6 +126,7 @@ def serve(
         log_level="warning",
         access_log=False,
         lifespan="on",
+        http=HttpProtocol,
         # The client address is Keel's to decide (KEEL_TRUSTED_PROXIES and the
         # trustedProxy settings); uvicorn must not rewrite it from headers.
         proxy_headers=False,

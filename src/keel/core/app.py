@@ -155,18 +155,23 @@ class App:
         self.settings = load_settings(orjson.loads(row[0]) if row else None)
         self._version = version
 
-    async def refresh(self) -> None:
+    async def refresh(self) -> int | None:
         """Reload when another worker or node changed the schema or settings.
 
         On engines with a data version, nothing is read while no commit was
         made anywhere since the last check.
+
+        Returns:
+            The data version read before the check (``None`` on engines
+            without one): results read from now on are at least that new.
         """
         seen = self.db.data_version()
         if seen is not None and seen == self._checked_at:
-            return
+            return seen
         if await self._read_version() != self._version:
             await self.reload()
         self._checked_at = seen
+        return seen
 
     @property
     def schema_version(self) -> str:

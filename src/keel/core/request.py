@@ -71,6 +71,11 @@ class RequestInfo:
 
     ``context`` is where the request came from: ``default``, ``batch``,
     ``realtime``, ``protectedFile``…
+
+    ``data_version`` is not for rules: it is the database's data version
+    read when this request began (see :meth:`App.refresh`), which reused
+    results may be keyed by instead of reading it again; ``None`` where
+    nothing was read, and then it is read when needed.
     """
 
     auth: Auth = ANONYMOUS
@@ -79,6 +84,7 @@ class RequestInfo:
     headers: dict[str, str] = field(default_factory=dict)
     body: dict[str, Any] = field(default_factory=dict)
     context: str = "default"
+    data_version: int | None = None
 
 
 #: Keel's own writes (OTPs, MFA sessions, OAuth2 links, API keys, claims).

@@ -4,7 +4,10 @@ Only engines that report a data version (:meth:`Database.data_version`; SQLite
 does) get reuse: the version changes on every commit by any connection, in
 any process, so an entry is exact until then and useless after. Each entry
 holds the version read *before* its query ran, so a commit racing with the
-query makes the entry stale, never wrong.
+query makes the entry stale, never wrong. A caller may pass the version it
+read earlier in the same request (:attr:`RequestInfo.data_version`): a hit
+then answers with data at least as new as the request, and what it stores is
+still keyed by a version read before the query.
 
 A result is a function of the data and the bound parameters only when the SQL
 calls nothing that reads the clock or draws at random: ``RANDOM()`` (the
@@ -103,23 +106,32 @@ class ResultCache:
         self._counts.clear()
         self._pages.clear()
 
-    async def count(self, sql: str, params: tuple[Any, ...]) -> int:
-        """The single integer ``sql`` selects (a ``COUNT(*)``); 0 without a row."""
+    async def count(self, sql: str, params: tuple[Any, ...], version: int | None = None) -> int:
+        """The single integer ``sql`` selects (a ``COUNT(*)``); 0 without a row.
+
+        ``version`` is a data version the caller read earlier in the same
+        request, if any (see the module docstring).
+        """
 
         async def run() -> int:
             row = await self._db.fetch_one(sql, params)
             return int(row[0]) if row else 0
 
-        return await _reuse(self._db, self._counts, sql, params, run, lambda _: True)
+        return await _reuse(self._db, self._counts, sql, params, version, run, lambda _: True)
 
-    async def fetch_all(self, sql: str, params: tuple[Any, ...]) -> list[Row]:
+    async def fetch_all(
+        self, sql: str, params: tuple[Any, ...], version: int | None = None
+    ) -> list[Row]:
         """Every row of ``sql``; a hit answers without leaving the event loop.
 
-        Callers must not change the returned list.
+        ``version`` as for :meth:`count`. Callers must not change the
+        returned list.
         """
-        return await _reuse(
-            self._db, self._pages, sql, params, lambda: self._db.fetch_all(sql, params), _small
-        )
+
+        def run() -> Awaitable[list[Row]]:
+            return self._db.fetch_all(sql, params)
+
+        return await _reuse(self._db, self._pages, sql, params, version, run, _small)
 
 
 async def _reuse(
@@ -127,11 +139,15 @@ async def _reuse(
     cache: BoundedCache[tuple[Any, ...], tuple[int, T]],
     sql: str,
     params: tuple[Any, ...],
+    version: int | None,
     run: Callable[[], Awaitable[T]],
     keep: Callable[[T], bool],
 ) -> T:
     """The result ``run`` gives for ``sql``, reused while the data version holds."""
-    version = db.data_version() if reusable(sql) else None
+    if not reusable(sql):
+        version = None
+    elif version is None:
+        version = db.data_version()
     key = cache_key(sql, params)
     if version is not None:
         hit = cache.get(key)

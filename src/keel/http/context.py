@@ -24,10 +24,13 @@ async def fresh_app(request: Request) -> App:
     in a request on; later calls in the same request cost nothing.
     """
     app = get_app(request)
-    if not request.scope.get("keel.refreshed"):
-        await app.refresh()
-        request.scope["keel.refreshed"] = True
+    if _DATA_VERSION not in request.scope:
+        request.scope[_DATA_VERSION] = await app.refresh()
     return app
+
+
+#: Where a request keeps the data version its refresh read.
+_DATA_VERSION = "keel.data_version"
 
 
 def bearer_token(request: Request) -> str:
@@ -48,6 +51,7 @@ async def request_info(request: Request, body: dict[str, Any] | None = None) -> 
         query=dict(request.query_params),
         headers={k.lower(): v for k, v in request.headers.items()},
         body={k: _for_rules(v) for k, v in (body or {}).items()},
+        data_version=request.scope[_DATA_VERSION],
     )
 
 

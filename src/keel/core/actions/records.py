@@ -102,7 +102,9 @@ async def list_records(
     where, bound = _where(rule)
     sql = f"{select_sql(dialect_of(db), coll)}{where} ORDER BY {order} LIMIT ? OFFSET ?"
     offset = (params.page - 1) * params.per_page
-    page_query = app.results.fetch_all(sql, (*bound, *order_params, params.per_page, offset))
+    page_query = app.results.fetch_all(
+        sql, (*bound, *order_params, params.per_page, offset), info.data_version
+    )
     total: int | None = None
     if params.skip_total:
         rows = await page_query
@@ -110,7 +112,9 @@ async def list_records(
         # The count runs beside the page query (another reader thread or pool
         # connection), so a total costs little extra latency.
         count_sql = f"SELECT COUNT(*) FROM {dialect_of(db).quote(coll.name)}{where}"
-        rows, total = await asyncio.gather(page_query, app.results.count(count_sql, bound))
+        rows, total = await asyncio.gather(
+            page_query, app.results.count(count_sql, bound, info.data_version)
+        )
     records = [from_row(coll, r) for r in rows]
     items = await records_json(app, coll, records, info)
     return page_json(params, items, total), records
@@ -174,7 +178,7 @@ def view_key(
         ForbiddenError: the rule is ``null`` and the caller is no superuser,
             or the caller's API key has no scope to view this collection.
     """
-    version = app.db.data_version()
+    version = info.data_version if info.data_version is not None else app.db.data_version()
     if version is None or coll.is_auth or info.query.get("expand"):
         return None
     if rule is None:
