@@ -45,8 +45,15 @@ def after_commit(work: Callable[[], object]) -> None:
 
 
 @asynccontextmanager
-async def write_transaction(app: App) -> AsyncIterator[Executor]:
-    """A write transaction of ``app``'s database; see the module docstring."""
+async def write_transaction(app: App, joined: Executor | None = None) -> AsyncIterator[Executor]:
+    """A write transaction of ``app``'s database; see the module docstring.
+
+    ``joined`` is a transaction the caller already has open (a batch): the
+    work then runs in it, and its commit is the one that counts.
+    """
+    if joined is not None:
+        yield joined
+        return
     pending: list[Callable[[], object]] = []
     token = _pending.set(pending)
     try:

@@ -45,11 +45,14 @@ async def request_info(request: Request, body: dict[str, Any] | None = None) -> 
     """Refresh the schema if another worker changed it, then identify the caller."""
     app = await fresh_app(request)
     auth = await authenticate(app, bearer_token(request))
+    scope = request.scope
     return RequestInfo(
         auth=auth,
         method=request.method,
-        query=dict(request.query_params),
-        headers={k.lower(): v for k, v in request.headers.items()},
+        query=dict(request.query_params) if scope["query_string"] else {},
+        # ASGI servers give header names in lower case; a repeated header
+        # keeps its last value.
+        headers={k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]},
         body={k: _for_rules(v) for k, v in (body or {}).items()},
         data_version=request.scope[_DATA_VERSION],
     )

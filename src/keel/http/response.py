@@ -27,13 +27,15 @@ def tagged_json(content: Any) -> tuple[bytes, str]:
 
 def tagged_response(request: Request, body: bytes, etag: str) -> Response:
     """A JSON response with its ``ETag``; ``304 Not Modified`` when the client has it."""
-    headers = {"ETag": etag, "Cache-Control": "no-cache"}
     match = request.headers.get("if-none-match", "")
     if match and (
         match.strip() == "*" or etag in {t.strip().removeprefix("W/") for t in match.split(",")}
     ):
-        return Response(status_code=304, headers=headers)
-    return Response(body, media_type="application/json", headers=headers)
+        response = Response(status_code=304)
+    else:
+        response = Response(body, media_type="application/json")
+    response.raw_headers += [(b"etag", etag.encode()), (b"cache-control", b"no-cache")]
+    return response
 
 
 def cacheable_json(request: Request, content: Any) -> Response:

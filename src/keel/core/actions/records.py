@@ -54,15 +54,6 @@ MAX_CASCADE_DEPTH = 32
 
 
 @asynccontextmanager
-async def _transaction(app: App, tx: Executor | None) -> AsyncIterator[Executor]:
-    if tx is not None:
-        yield tx
-        return
-    async with write_transaction(app) as own:
-        yield own
-
-
-@asynccontextmanager
 async def _uploads(app: App) -> AsyncIterator[list[str]]:
     """Keys of files stored for this request; deleted again if the request fails."""
     staged: list[str] = []
@@ -271,11 +262,12 @@ async def create_record(
         ValidationError: invalid values, missing relations, duplicates, or the
             create rule rejects the new record (all 400).
     """
+    if not has_uploads(body):
+        return await _create(app, coll, body, info, tx, trusted)
     async with _uploads(app) as staged:
-        if has_uploads(body):
-            rule_filter(app, coll, "createRule", info)  # refuse before storing anything
-            body = dict(body)
-            body = await stage_uploads(app, coll, _new_record_id(coll, body), body, staged)
+        rule_filter(app, coll, "createRule", info)  # refuse before storing anything
+        body = dict(body)
+        body = await stage_uploads(app, coll, _new_record_id(coll, body), body, staged)
         record = await _create(app, coll, body, info, tx, trusted)
         _drop_unused(app, coll, record, staged)
         return record
@@ -352,7 +344,7 @@ async def _create(
     )
     if coll.is_auth:
         record.data["tokenKey"] = generate("[a-zA-Z0-9]{50}")
-    async with _transaction(app, tx) as ex:
+    async with write_transaction(app, tx) as ex:
         await _check_relations(ex, app, coll, record, changed, message)
 
         async def insert(e: RecordEvent) -> None:
@@ -393,12 +385,13 @@ async def update_record(
         NotFoundError: no such record, or the rule hides it.
         ValidationError: invalid values, missing relations or duplicates.
     """
+    if not has_uploads(body):
+        return await _update(app, coll, record_id, body, info, tx, renew_key)
     async with _uploads(app) as staged:
-        if has_uploads(body):
-            rule_filter(app, coll, "updateRule", info)  # refuse before storing anything
-            if await find_record(app.db, coll, record_id, ALL_ROWS) is None:
-                raise NotFoundError()
-            body = await stage_uploads(app, coll, record_id, body, staged)
+        rule_filter(app, coll, "updateRule", info)  # refuse before storing anything
+        if await find_record(app.db, coll, record_id, ALL_ROWS) is None:
+            raise NotFoundError()
+        body = await stage_uploads(app, coll, record_id, body, staged)
         record = await _update(app, coll, record_id, body, info, tx, renew_key)
         _drop_unused(app, coll, record, staged)
         return record
@@ -415,7 +408,7 @@ async def _update(
 ) -> Record:
     message = "Failed to update record."
     rule = rule_filter(app, coll, "updateRule", info)
-    async with _transaction(app, tx) as ex:
+    async with write_transaction(app, tx) as ex:
         record = await find_record(ex, coll, record_id, rule, lock=True)
         if record is None:
             raise NotFoundError()
@@ -473,7 +466,7 @@ async def delete_record(
     still required by a relation cannot be deleted (400).
     """
     rule = rule_filter(app, coll, "deleteRule", info)
-    async with _transaction(app, tx) as ex:
+    async with write_transaction(app, tx) as ex:
         record = await find_record(ex, coll, record_id, rule, lock=True)
         if record is None:
             raise NotFoundError()

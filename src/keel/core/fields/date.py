@@ -16,16 +16,14 @@ from keel.core.fields.base import Field, required_error, type_error
 def format_datetime(moment: datetime) -> str:
     """PocketBase's date text for an aware or UTC-naive datetime."""
     if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC)
-    return (
-        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d} "
-        f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}."
-        f"{moment.microsecond // 1000:03d}Z"
-    )
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    # isoformat truncates to milliseconds, as PocketBase does.
+    return moment.isoformat(" ", "milliseconds") + "Z"
 
 
 def now_text() -> str:
-    return format_datetime(datetime.now(UTC))
+    """The current time as PocketBase's date text (every record write stamps it)."""
+    return datetime.now(UTC).replace(tzinfo=None).isoformat(" ", "milliseconds") + "Z"
 
 
 def parse_datetime(text: str) -> datetime:
