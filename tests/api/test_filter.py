@@ -269,3 +269,34 @@ async def test_body_modifiers_in_rules(
     assert (
         200 == (await client.post(create, json={"title": "Has c", "tags": ["a", "c"]})).status_code
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "codes"),
+    [
+        ("code = true", ["1"]),
+        ("code = false", ["0"]),
+        ("code != true", ["0", "1.0", "true"]),
+        ("code = 1", ["1.0"]),
+        ("code = 'true'", ["true"]),
+    ],
+)
+async def test_literals_against_text_bind_as_sqlite_does(
+    client: httpx.AsyncClient, su: dict[str, str], text: str, codes: list[str]
+) -> None:
+    """Against a text field a boolean binds as the integer 1/0 and a number as REAL text."""
+    body = {
+        "name": "codes",
+        "listRule": "",
+        "createRule": "",
+        "fields": [{"name": "code", "type": "text"}],
+    }
+    assert 200 == (await client.post("/api/collections", json=body, headers=su)).status_code
+    for code in ("1", "1.0", "0", "true"):
+        response = await client.post("/api/collections/codes/records", json={"code": code})
+        assert 200 == response.status_code, response.text
+    response = await client.get(
+        "/api/collections/codes/records", params={"filter": text, "sort": "code"}
+    )
+    assert 200 == response.status_code, response.text
+    assert codes == [r["code"] for r in response.json()["items"]]

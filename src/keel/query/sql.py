@@ -227,7 +227,9 @@ class Compiler:
                 return self._number_against_text(column, op)
             expr = column.sql if column.kind == "number" else f"CAST({column.sql} AS INTEGER)"
             return f"{expr} {sql_op} ?", (*column.params, float(number))
-        if isinstance(raw, (int, float)):
+        if isinstance(raw, bool):
+            raw = str(int(raw))  # bound as the integer 1/0, whose text is '1'/'0'
+        elif isinstance(raw, (int, float)):
             raw = _sqlite_real_text(float(raw))  # TEXT affinity: SQLite's text of a REAL
         text = self._text(column)
         return f"{text.sql} {sql_op} ?", (*text.params, _as_text(raw))
