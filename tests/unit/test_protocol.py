@@ -57,13 +57,17 @@ async def test_writes_of_one_turn_leave_as_one(pair) -> None:
 
 
 async def test_large_writes_leave_at_once(pair) -> None:
-    """Past FLUSH_AT pending bytes, a write goes out without waiting for the turn to end."""
+    """Past FLUSH_AT bytes, writes go out without waiting for the turn to end, in order."""
     transport, writes, peer = pair
     coalescing = CoalescingTransport(transport)
     coalescing.write(b"a" * 10)
     coalescing.write(b"b" * FLUSH_AT)
-    assert [b"a" * 10 + b"b" * FLUSH_AT] == writes
-    assert b"a" * 10 + b"b" * FLUSH_AT == await _read(peer, 10 + FLUSH_AT)
+    assert [b"a" * 10, b"b" * FLUSH_AT] == writes
+    coalescing.write(b"c" * (FLUSH_AT // 2))
+    coalescing.write(b"d" * (FLUSH_AT // 2))
+    assert [b"a" * 10, b"b" * FLUSH_AT, b"c" * (FLUSH_AT // 2) + b"d" * (FLUSH_AT // 2)] == writes
+    expected = b"a" * 10 + b"b" * FLUSH_AT + b"c" * (FLUSH_AT // 2) + b"d" * (FLUSH_AT // 2)
+    assert expected == await _read(peer, len(expected))
 
 
 async def test_close_sends_what_is_pending(pair) -> None:
@@ -102,7 +106,7 @@ async def _app(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 async def test_uvicorn_serves_whole_responses_through_it() -> None:
-    """Small, large and streamed responses arrive whole, one after another on one connection."""
+    """Responses arrive whole, on kept-alive connections and on half-closed ones."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen()  # connections wait in the backlog until the server accepts them
@@ -115,6 +119,14 @@ async def test_uvicorn_serves_whole_responses_through_it() -> None:
             for size, parts in [(0, 1), (17, 1), (FLUSH_AT + 1, 1), (3 * FLUSH_AT, 7), (5, 3)]:
                 response = await client.get(f"/{size}?{parts}")
                 assert bytes(i % 251 for i in range(size)) == response.content
+        # A client that half-closes after its request still gets the response.
+        for _ in range(20):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /17?1 HTTP/1.1\r\nHost: x\r\n\r\n")
+            writer.write_eof()
+            raw = await reader.read()
+            writer.close()
+            assert raw.endswith(b"\r\n\r\n" + bytes(range(17))), raw
     finally:
         server.should_exit = True
         await task

@@ -44,6 +44,10 @@ class CoalescingTransport(asyncio.Transport):
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not data:
             return
+        if len(data) >= FLUSH_AT:  # large enough to go on its own, without a copy
+            self.flush()
+            self._send(data)
+            return
         self._pending.append(bytes(data))
         self._size += len(data)
         if self._size >= FLUSH_AT:
@@ -67,6 +71,11 @@ class CoalescingTransport(asyncio.Transport):
         data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
         self._pending.clear()
         self._size = 0
+        self._send(data)
+
+    def _send(self, data: bytes | bytearray | memoryview) -> None:
+        # Note: data for a transport that is already closing is dropped, as the
+        # connection is going away; writing would raise inside a loop callback.
         if not self._transport.is_closing():
             self._transport.write(data)
 
@@ -123,4 +132,12 @@ class HttpProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         # uvicorn's own signature narrows asyncio's BaseTransport the same way.
-        super().connection_made(CoalescingTransport(transport))
+        self._coalescing = CoalescingTransport(transport)
+        super().connection_made(self._coalescing)
+
+    def eof_received(self) -> None:
+        # The client closed its side (it sent its request, then FIN): the
+        # event loop closes the socket itself on return, so a response
+        # written in this turn must leave now.
+        self._coalescing.flush()
+        super().eof_received()
