@@ -163,7 +163,17 @@ def measure(
     url = server.url
     warm = wrk(load, url, scenario, load.warmup, {"BENCH_TAG": "warm", **warm_env})
     settle(url, server.probe, server.pid)
+    cpu_before = _group_cpu(server.pid)
     result = wrk(load, url, scenario, load.duration, {"BENCH_TAG": "run", **env})
+    cpu_after = _group_cpu(server.pid)
+    # CPU time of all the server's processes (and threads) per completed
+    # request: steadier than req/s on a noisy machine, since time the server
+    # spends waiting for a CPU does not count.
+    result["cpu_us_per_request"] = (
+        (cpu_after - cpu_before) / result["requests"] * 1e6
+        if cpu_before is not None and cpu_after is not None and result["requests"]
+        else None
+    )
     result["warmup_errors"] = warm["errors"]
     result["warmup_statuses"] = warm["statuses"]
     result["samples"] += warm["samples"]

@@ -176,7 +176,40 @@ def table(rows: list[dict[str, Any]], systems: list[str], main: str) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", *notes]
     lines += _ceiling_lines(rows, main)
+    lines += _cpu_table(rows, systems, main)
     return "\n".join(lines)
+
+
+def _cpu_table(rows: list[dict[str, Any]], systems: list[str], main: str) -> list[str]:
+    """Server CPU time per request in the runs of the table, and PocketBase's over Keel's."""
+    cpu_rows = []
+    for row in rows:
+        if row["scenario"] == CEILING.key:
+            continue
+        base = row["cells"].get(BASELINE) or {}
+        cells = [_label(row, main)]
+        for s in systems:
+            used = (row["cells"].get(s) or {}).get("cpu_us_per_request")
+            cells.append(f"{used:,.0f}" if used is not None else "")
+            if s != BASELINE:
+                pb_used = base.get("cpu_us_per_request")
+                cells.append(f"{pb_used / used:.2f}{TIMES}" if used and pb_used else "")
+        cpu_rows.append("| " + " | ".join(cells) + " |")
+    if not cpu_rows:
+        return []
+    head = ["scenario"]
+    for s in systems:
+        head += [f"{LABELS[s]} µs"] + ([f"PB/{LABELS[s]}"] if s != BASELINE else [])
+    return [
+        "",
+        "Server CPU per request (µs of CPU time of all the server's processes in the same "
+        "runs, divided by the requests completed; lower is better; PB/… above 1 means Keel "
+        "used less CPU per request; PostgreSQL's own processes are not counted):",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+        *cpu_rows,
+    ]
 
 
 def _ceiling_lines(rows: list[dict[str, Any]], main: str) -> list[str]:
