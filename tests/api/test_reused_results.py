@@ -1,4 +1,4 @@
-"""List pages and totals are reused only while nothing was committed, in any worker."""
+"""List pages, totals and responses are reused only while nothing was committed, anywhere."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from typing import Any
 
 import httpx
 
-from keel.core.actions.records import view_key
+from keel.core.actions.listing import ListParams
+from keel.core.actions.records import list_key, list_query, view_key
 from keel.core.app import App
 from keel.core.config import Config
 from keel.core.request import RequestInfo
@@ -234,3 +235,68 @@ async def test_views_under_a_clock_rule_are_never_kept(
         await client.patch("/api/collections/notes", json={"viewRule": ""}, headers=su)
         await app.refresh()
         assert view_key(app, app.collection("notes"), note["id"], guest) is not None
+
+
+# -- list responses -----------------------------------------------------------------
+
+
+async def test_lists_never_cross_callers(client: httpx.AsyncClient, su: dict[str, str]) -> None:
+    """Owners, strangers, guests, superusers and scoped keys each get their own list."""
+    url = await _notes(client, su, listRule="owner = @request.auth.id || @request.auth.id = ''")
+    ann_id = await register(client, "ann@example.com")
+    await register(client, "bob@example.com")
+    as_ann = {"Authorization": await sign_in(client, "ann@example.com")}
+    as_bob = {"Authorization": await sign_in(client, "bob@example.com")}
+    scoped = {"Authorization": (await mint_key(client, su, ["notes:list"]))["key"]}
+    await client.post(url, json={"text": "t", "secret": "s", "owner": ann_id}, headers=su)
+
+    async def items(headers: dict[str, str], **params: str) -> list[dict[str, Any]]:
+        response = await client.get(url, params=params, headers=headers)
+        assert 200 == response.status_code, response.text
+        listed: list[dict[str, Any]] = response.json()["items"]
+        return listed
+
+    for _ in range(2):
+        assert ["t"] == [i["text"] for i in await items(as_ann)]
+        assert [] == await items(as_bob)
+        assert "secret" not in (await items({}))[0]
+        assert "s" == (await items(su))[0]["secret"]
+        assert "secret" not in (await items(scoped))[0]
+        assert "secret" not in (await items(as_ann))[0]
+        assert ["id"] == list((await items(as_ann, fields="id"))[0])
+
+
+async def test_lists_follow_the_headers_a_rule_reads(
+    client: httpx.AsyncClient, su: dict[str, str]
+) -> None:
+    """A list rule on ``@request.headers`` is judged on each request's own headers."""
+    url = await _notes(client, su, listRule="@request.headers.x_team = 'red'")
+    await client.post(url, json={"text": "t"})
+    for _ in range(2):
+        red = await client.get(url, headers={"X-Team": "red"})
+        blue = await client.get(url, headers={"X-Team": "blue"})
+        assert (1, 0) == (red.json()["totalItems"], blue.json()["totalItems"])
+
+
+async def test_lists_reading_the_clock_are_never_kept(
+    client: httpx.AsyncClient, su: dict[str, str], app: App
+) -> None:
+    """A filter or list rule with a date macro gets no key; the same list without one does."""
+    url = await _notes(client, su, listRule="created <= @now")
+    await client.post(url, json={"text": "t"})
+    assert 1 == (await client.get(url)).json()["totalItems"]
+    if app.db.data_version() is None:
+        return  # engines without one keep nothing anyway
+    guest = RequestInfo()
+
+    def key(filter_text: str) -> object:
+        notes = app.collection("notes")
+        params = ListParams(filter=filter_text)
+        return list_key(app, notes, guest, list_query(app, notes, guest, params))
+
+    assert key("") is None
+    await client.patch("/api/collections/notes", json={"listRule": ""}, headers=su)
+    await app.refresh()
+    assert key("") is not None
+    assert key("created >= @todayStart") is None
+    assert key("text = 't'") is not None

@@ -16,9 +16,8 @@ from starlette.responses import Response
 from keel.core.app import App
 from keel.core.config import Config, load_config
 from keel.core.errors import KeelError
-from keel.core.result_cache import BoundedCache
 from keel.http.rate_limit import Limits, RateLimitMiddleware
-from keel.http.response import JSONResponse, error_body, error_response
+from keel.http.response import JSONResponse, ReusedResponses, error_body, error_response
 from keel.http.routes import auth, batch, collections, files, realtime, records, settings
 from keel.realtime.broker import Broker
 from keel.storage.db.errors import (
@@ -76,6 +75,7 @@ def create_app(keel: App, *, started: Callable[[], None] | None = None) -> Starl
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await keel.start()
         app.state.views.clear()  # data versions restart with the connection
+        app.state.lists.clear()
         broker: Broker = app.state.broker
         await broker.start()
         if started is not None:
@@ -113,8 +113,9 @@ def create_app(keel: App, *, started: Callable[[], None] | None = None) -> Starl
     app.state.keel = keel
     app.state.broker = Broker(keel)
     app.state.limits = Limits(keel.config.trusted_proxies)
-    # Reused view responses (HTTP bodies, so kept here rather than on the App).
-    app.state.views = BoundedCache(records.VIEW_CACHE_SIZE)
+    # Reused list and view responses (HTTP bodies, so kept here rather than on the App).
+    app.state.lists = ReusedResponses(records.LIST_CACHE_SIZE, records.LIST_CACHE_MAX_BODY)
+    app.state.views = ReusedResponses(records.VIEW_CACHE_SIZE, records.VIEW_CACHE_MAX_BODY)
     return app
 
 

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from keel.core.errors import KeelError, MFARequiredError, TooManyRequestsError
+from keel.core.result_cache import BoundedCache
 
 
 class JSONResponse(Response):
@@ -26,7 +27,11 @@ def tagged_json(content: Any) -> tuple[bytes, str]:
 
 
 def tagged_response(request: Request, body: bytes, etag: str) -> Response:
-    """A JSON response with its ``ETag``; ``304 Not Modified`` when the client has it."""
+    """A JSON response with its ``ETag``; ``304 Not Modified`` when the client has it.
+
+    The tag is a hash of the exact body this caller gets, so it changes with
+    the data, the caller's rights and the query parameters alike.
+    """
     match = request.headers.get("if-none-match", "")
     if match and (
         match.strip() == "*" or etag in {t.strip().removeprefix("W/") for t in match.split(",")}
@@ -38,13 +43,43 @@ def tagged_response(request: Request, body: bytes, etag: str) -> Response:
     return response
 
 
-def cacheable_json(request: Request, content: Any) -> Response:
-    """A JSON response with an ``ETag``; ``304 Not Modified`` when the client has it.
+class ReusedResponses:
+    """JSON response bodies kept by one worker process, each valid for one data version.
 
-    The tag is a hash of the exact body this caller would get, so it changes
-    with the data, the caller's rights and the query parameters alike.
+    Keys come from the core actions (``view_key``, ``list_key``) as a data
+    version and a key; an entry answers only a request that read the same
+    version, and a newer version overwrites it.
+
+    Args:
+        size: entries kept (least recently used go first).
+        max_body: the largest body kept, in bytes.
     """
-    return tagged_response(request, *tagged_json(content))
+
+    def __init__(self, size: int, max_body: int) -> None:
+        self._cache: BoundedCache[tuple[Any, ...], tuple[int, bytes, str]] = BoundedCache(size)
+        self._max_body = max_body
+
+    def clear(self) -> None:
+        """Forget every entry (data versions restart with the database connection)."""
+        self._cache.clear()
+
+    def get(self, request: Request, reuse: tuple[int, tuple[Any, ...]] | None) -> Response | None:
+        """The kept response for ``reuse``, or ``None``."""
+        if reuse is None:
+            return None
+        hit = self._cache.get(reuse[1])
+        if hit is None or hit[0] != reuse[0]:
+            return None
+        return tagged_response(request, hit[1], hit[2])
+
+    def respond(
+        self, request: Request, reuse: tuple[int, tuple[Any, ...]] | None, content: Any
+    ) -> Response:
+        """``content`` as a tagged JSON response, kept under ``reuse`` when given."""
+        body, etag = tagged_json(content)
+        if reuse is not None and len(body) <= self._max_body:
+            self._cache.put(reuse[1], (reuse[0], body, etag))
+        return tagged_response(request, body, etag)
 
 
 def error_body(status: int, message: str, data: dict[str, Any] | None = None) -> dict[str, Any]:

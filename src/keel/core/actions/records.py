@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from keel.core.actions.listing import ListParams, page_json
@@ -77,38 +78,92 @@ def _where(
 # -- reads ----------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    """The statements of one list request, compiled for its caller.
+
+    ``count_sql`` is empty with ``skipTotal``. ``clock`` tells that the list
+    rule or the filter uses a date macro.
+    """
+
+    sql: str
+    params: tuple[Any, ...]
+    count_sql: str
+    count_params: tuple[Any, ...]
+    clock: bool
+
+
+def list_query(app: App, coll: Collection, info: RequestInfo, params: ListParams) -> ListQuery:
+    """The page and count statements of a list request.
+
+    Raises:
+        ForbiddenError: the list rule is ``null`` and the caller is no superuser.
+        BadRequestError: the filter or the sort is invalid.
+    """
+    list_rule = rule_filter(app, coll, "listRule", info)
+    rule = list_rule & filter_condition(app, coll, params.filter, info)
+    dialect = dialect_of(app.db)
+    order, order_params = sort_clause(app, coll, params.sort, info)
+    where, bound = _where(rule)
+    offset = (params.page - 1) * params.per_page
+    clock = reads_clock(params.filter) if params.filter else False
+    if not list_rule.unrestricted:
+        clock = clock or reads_clock(rule_text(coll, "listRule") or "")
+    return ListQuery(
+        sql=f"{select_sql(dialect, coll)}{where} ORDER BY {order} LIMIT ? OFFSET ?",
+        params=(*bound, *order_params, params.per_page, offset),
+        count_sql=""
+        if params.skip_total
+        else f"SELECT COUNT(*) FROM {dialect.quote(coll.name)}{where}",
+        count_params=bound,
+        clock=clock,
+    )
+
+
 async def list_records(
-    app: App, coll: Collection, info: RequestInfo, params: ListParams
+    app: App,
+    coll: Collection,
+    info: RequestInfo,
+    params: ListParams,
+    query: ListQuery | None = None,
 ) -> tuple[dict[str, Any], list[Record]]:
     """One page of records the caller may list, in PocketBase's envelope.
+
+    ``query`` is :func:`list_query`'s result for the same arguments, when
+    the caller has it.
 
     Returns:
         The envelope (items serialized for the caller) and the records.
     """
-    rule = rule_filter(app, coll, "listRule", info) & filter_condition(
-        app, coll, params.filter, info
-    )
-    db = app.db
-    order, order_params = sort_clause(app, coll, params.sort, info)
-    where, bound = _where(rule)
-    sql = f"{select_sql(dialect_of(db), coll)}{where} ORDER BY {order} LIMIT ? OFFSET ?"
-    offset = (params.page - 1) * params.per_page
-    page_query = app.results.fetch_all(
-        sql, (*bound, *order_params, params.per_page, offset), info.data_version
-    )
+    if query is None:
+        query = list_query(app, coll, info, params)
+    page_query = app.results.fetch_all(query.sql, query.params, info.data_version)
     total: int | None = None
-    if params.skip_total:
+    if not query.count_sql:
         rows = await page_query
     else:
         # The count runs beside the page query (another reader thread or pool
         # connection), so a total costs little extra latency.
-        count_sql = f"SELECT COUNT(*) FROM {dialect_of(db).quote(coll.name)}{where}"
         rows, total = await asyncio.gather(
-            page_query, app.results.count(count_sql, bound, info.data_version)
+            page_query, app.results.count(query.count_sql, query.count_params, info.data_version)
         )
     records = [from_row(coll, r) for r in rows]
     items = await records_json(app, coll, records, info)
     return page_json(params, items, total), records
+
+
+def list_key(
+    app: App, coll: Collection, info: RequestInfo, query: ListQuery
+) -> tuple[int, tuple[Any, ...]] | None:
+    """The data version, and everything else a list response depends on.
+
+    As :func:`view_key`, for the statements of ``query`` (the rule, the
+    filter, the sort and the page are all in them).
+    """
+    if query.clock:
+        return None  # as for a view rule with a date macro
+    statements = ((query.sql, query.params), (query.count_sql, query.count_params))
+    return _response_key(app, coll, info, statements)
 
 
 async def find_record(
@@ -169,22 +224,36 @@ def view_key(
         ForbiddenError: the rule is ``null`` and the caller is no superuser,
             or the caller's API key has no scope to view this collection.
     """
-    version = info.data_version if info.data_version is not None else app.db.data_version()
-    if version is None or coll.is_auth or info.query.get("expand"):
-        return None
     if rule is None:
         rule = rule_filter(app, coll, "viewRule", info)
-    if not reusable(rule.sql):
-        return None
     if not rule.unrestricted and reads_clock(rule_text(coll, "viewRule") or ""):
         # Bound date values change every millisecond: entries would never be
         # hit again and would only push useful ones out.
         return None
+    return _response_key(app, coll, info, ((rule.sql, rule.params),), record_id)
+
+
+def _response_key(
+    app: App,
+    coll: Collection,
+    info: RequestInfo,
+    statements: tuple[tuple[str, tuple[Any, ...]], ...],
+    *extra: Any,
+) -> tuple[int, tuple[Any, ...]] | None:
+    """The key of a response made from ``statements`` (SQL and bound values) and ``extra``.
+
+    ``None`` where a key cannot cover everything (see :func:`view_key`).
+    """
+    version = info.data_version if info.data_version is not None else app.db.data_version()
+    if version is None or coll.is_auth or info.query.get("expand"):
+        return None
+    if not all(reusable(sql) for sql, _ in statements):
+        return None
     return version, (
         app.schema_version,
         coll.id,
-        record_id,
-        *cache_key(rule.sql, rule.params),
+        *extra,
+        *(part for sql, params in statements for part in cache_key(sql, params)),
         info.query.get("fields", ""),
         info.auth.is_superuser and info.auth.unrestricted,
     )

@@ -5,8 +5,6 @@ Every response that carries records honours ``expand`` and ``fields``.
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -17,13 +15,19 @@ from keel.core.expand import expand_records
 from keel.core.files import file_fields
 from keel.core.presentation import present, projection_of
 from keel.core.projection import project_page
-from keel.core.result_cache import BoundedCache
 from keel.core.rule import rule_filter
 from keel.http.body import close_body, read_data
 from keel.http.context import get_app, request_info
-from keel.http.response import JSONResponse, cacheable_json, tagged_json, tagged_response
+from keel.http.response import JSONResponse, ReusedResponses
 
 _projection = projection_of
+
+
+#: Responses kept per worker (see ReusedResponses), and the largest body kept.
+LIST_CACHE_SIZE = 256
+LIST_CACHE_MAX_BODY = 64 * 1024
+VIEW_CACHE_SIZE = 2048
+VIEW_CACHE_MAX_BODY = 16 * 1024
 
 
 async def list_records(request: Request) -> Response:
@@ -32,18 +36,19 @@ async def list_records(request: Request) -> Response:
     app = get_app(request)
     coll = app.collection(request.path_params["collection"])
     params = parse_list_params(info.query)
-    page, records = await actions.list_records(app, coll, info, params)
+    query = actions.list_query(app, coll, info, params)  # once, for the key and the read
+    lists: ReusedResponses = request.app.state.lists
+    reuse = actions.list_key(app, coll, info, query)
+    hit = lists.get(request, reuse)
+    if hit is not None:
+        return hit
+    page, records = await actions.list_records(app, coll, info, params, query)
     expand = info.query.get("expand", "")
     if expand:
         await expand_records(app, coll, records, page["items"], expand, info)
-    return cacheable_json(
-        request, project_page(page, projection) if projection is not None else page
+    return lists.respond(
+        request, reuse, project_page(page, projection) if projection is not None else page
     )
-
-
-#: View responses kept per worker, and the largest body kept.
-VIEW_CACHE_SIZE = 2048
-VIEW_CACHE_MAX_BODY = 16 * 1024
 
 
 async def view_record(request: Request) -> Response:
@@ -52,20 +57,14 @@ async def view_record(request: Request) -> Response:
     app = get_app(request)
     coll = app.collection(request.path_params["collection"])
     record_id = request.path_params["id"]
-    # A response is reused while its key and the data version hold (see
-    # actions.view_key); a newer version overwrites the entry.
-    views: BoundedCache[tuple[Any, ...], tuple[int, bytes, str]] = request.app.state.views
+    views: ReusedResponses = request.app.state.views
     rule = rule_filter(app, coll, "viewRule", info)  # once, for the key and the read
     reuse = actions.view_key(app, coll, record_id, info, rule)
-    if reuse is not None:
-        hit = views.get(reuse[1])
-        if hit is not None and hit[0] == reuse[0]:
-            return tagged_response(request, hit[1], hit[2])
+    hit = views.get(request, reuse)
+    if hit is not None:
+        return hit
     record = await actions.view_record(app, coll, record_id, info, rule)
-    body, etag = tagged_json(await present(app, coll, record, info, projection))
-    if reuse is not None and len(body) <= VIEW_CACHE_MAX_BODY:
-        views.put(reuse[1], (reuse[0], body, etag))
-    return tagged_response(request, body, etag)
+    return views.respond(request, reuse, await present(app, coll, record, info, projection))
 
 
 async def _upload_limit(request: Request) -> int:
