@@ -120,14 +120,15 @@ def main(argv: list[str] | None = None) -> None:
             token = seed.login(url, EMAIL, PASSWORD)
             seed.prepare(url, token)
             seed.load(url, token, seed.records(args.records, 42))
-            load.wrk(bench_load, url, chosen, 3, {"BENCH_TAG": "warm"})
+            member = {"BENCH_TOKEN": seed.load_notes(url, token, 42)}  # the rule scenario
+            load.wrk(bench_load, url, chosen, 3, {"BENCH_TAG": "warm", **member})
             worker = _worker_pid(running.pid)
             raw = Path(tmp) / "raw.txt"
             spy_cmd = [str(py_spy), "record", "-p", str(worker), "-r", str(args.rate)]
             spy_cmd += ["-d", f"{args.seconds:g}", "-f", "raw", "-o", str(raw)]
             spy_cmd += ["--threads", "--nonblocking"]
             spy = subprocess.Popen(spy_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            result = load.wrk(bench_load, url, chosen, args.seconds, {"BENCH_TAG": "run"})
+            result = load.wrk(bench_load, url, chosen, args.seconds, {"BENCH_TAG": "run", **member})
             _, err = spy.communicate(timeout=args.seconds + 60)
             if spy.returncode != 0 or not raw.exists():
                 sys.exit(f"py-spy failed: {err.decode(errors='replace').strip()[:500]}")

@@ -57,6 +57,12 @@ SCENARIOS: tuple[Scenario, ...] = (
         _FILTERED + "&skipTotal=1",
         needs="filter",
     ),
+    Scenario(
+        "list_rule",
+        "list under `owner = @request.auth.id && owner.verified = true`, perPage 20",
+        "get_auth.lua",
+        "/api/collections/notes/records?sort=-views&perPage=20",
+    ),
     Scenario("create", "create", "create.lua", RECORDS),
     Scenario(
         "update", "update (1,000 ids)", "update.lua", RECORDS, {"BENCH_ID_COUNT": str(ID_COUNT)}

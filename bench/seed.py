@@ -35,6 +35,66 @@ SCHEMA: dict[str, Any] = {
     ],
     "indexes": [f"CREATE INDEX idx_{COLLECTION}_views ON {COLLECTION} (views)"],
 }
+#: The rule scenario: notes owned by members, listed by one signed-in member
+#: under a rule on ``@request.auth.id`` and a field of the owner (a join).
+MEMBERS = "members"
+MEMBER_COUNT = 20
+MEMBER_PASSWORD = "bench-member-password"
+NOTES = "notes"
+NOTE_COUNT = 10_000
+NOTES_RULE = "owner = @request.auth.id && owner.verified = true"
+MEMBERS_SCHEMA: dict[str, Any] = {
+    "name": MEMBERS,
+    "type": "auth",
+    "listRule": "id = @request.auth.id",
+    "viewRule": "id = @request.auth.id",
+    "fields": [{"name": "nickname", "type": "text"}],
+}
+
+
+def notes_schema(members_id: str) -> dict[str, Any]:
+    """``notes``: a title, a view count and an owner among the members."""
+    return {
+        "name": NOTES,
+        "type": "base",
+        "listRule": NOTES_RULE,
+        "viewRule": NOTES_RULE,
+        "fields": [
+            {"name": "title", "type": "text"},
+            {"name": "views", "type": "number"},
+            {"name": "owner", "type": "relation", "collectionId": members_id, "maxSelect": 1},
+        ],
+        "indexes": [
+            f"CREATE INDEX idx_{NOTES}_owner_views ON {NOTES} (owner, views)",
+        ],
+    }
+
+
+def members() -> Iterator[dict[str, Any]]:
+    """The members, verified, with fixed ids and emails."""
+    for n in range(MEMBER_COUNT):
+        yield {
+            "id": record_id("m", n),
+            "email": f"member{n}@bench.example.com",
+            "password": MEMBER_PASSWORD,
+            "passwordConfirm": MEMBER_PASSWORD,
+            "verified": True,
+            "nickname": f"member {n}",
+        }
+
+
+def notes(count: int, seed: int) -> Iterator[dict[str, Any]]:
+    """``count`` notes spread evenly over the members, identical for the same ``seed``."""
+    rng = random.Random(f"{seed}:notes")
+    for n in range(count):
+        yield {
+            "id": record_id("n", n),
+            "title": " ".join(rng.choices(_WORDS, k=rng.randint(3, 8))),
+            "views": rng.randint(0, 1000),
+            "owner": record_id("m", n % MEMBER_COUNT),
+        }
+
+
 _WORDS = (  # noqa: SIM905 - a word list reads best as one string
     "keel harbor river stone signal orbit maple copper lantern meadow "
     "quartz falcon ember tide willow summit cinder prism glacier thistle "
@@ -60,10 +120,10 @@ def records(count: int, seed: int, prefix: str = "p") -> Iterator[dict[str, Any]
         }
 
 
-def login(url: str, email: str, password: str) -> str:
-    """A superuser token from ``auth-with-password``."""
+def login(url: str, email: str, password: str, collection: str = "_superusers") -> str:
+    """A token of ``collection`` (superusers by default) from ``auth-with-password``."""
     resp = httpx.post(
-        f"{url}/api/collections/_superusers/auth-with-password",
+        f"{url}/api/collections/{collection}/auth-with-password",
         json={"identity": email, "password": password},
         timeout=HTTP_TIMEOUT,
     )
@@ -72,35 +132,48 @@ def login(url: str, email: str, password: str) -> str:
 
 
 def prepare(url: str, token: str) -> None:
-    """Enable large batches and create the ``posts`` collection."""
+    """Enable large batches and create the ``posts``, ``members`` and ``notes`` collections."""
     headers = {"Authorization": token}
     batch = {"enabled": True, "maxRequests": BATCH_SIZE, "timeout": 120, "maxBodySize": 0}
+    made: dict[str, Any] = {}
     for method, path, body in (
         ("PATCH", "/api/settings", {"batch": batch}),
         ("POST", "/api/collections", SCHEMA),
+        ("POST", "/api/collections", MEMBERS_SCHEMA),
+        ("POST", "/api/collections", None),  # notes, once the members' id is known
     ):
+        if body is None:
+            body = notes_schema(made["id"])
         resp = httpx.request(method, url + path, json=body, headers=headers, timeout=60)
         if resp.status_code != 200:
             raise RuntimeError(f"{method} {path} -> {resp.status_code}: {resp.text[:300]}")
+        made = resp.json()
 
 
-def load(url: str, token: str, rows: Iterator[dict[str, Any]]) -> int:
-    """Create ``rows`` through ``POST /api/batch``; return how many were created."""
+def load(url: str, token: str, rows: Iterator[dict[str, Any]], collection: str = COLLECTION) -> int:
+    """Create ``rows`` in ``collection`` through ``POST /api/batch``; return how many."""
     created = 0
     chunk: list[dict[str, Any]] = []
     with httpx.Client(base_url=url, headers={"Authorization": token}, timeout=HTTP_TIMEOUT) as c:
         for row in rows:
             chunk.append(row)
             if len(chunk) == BATCH_SIZE:
-                created += _send(c, chunk)
+                created += _send(c, chunk, collection)
                 chunk = []
         if chunk:
-            created += _send(c, chunk)
+            created += _send(c, chunk, collection)
     return created
 
 
-def _send(client: httpx.Client, chunk: list[dict[str, Any]]) -> int:
-    path = f"/api/collections/{COLLECTION}/records"
+def load_notes(url: str, token: str, seed: int) -> str:
+    """Create the members and their notes; return the first member's token."""
+    load(url, token, members(), MEMBERS)
+    load(url, token, notes(NOTE_COUNT, seed), NOTES)
+    return login(url, "member0@bench.example.com", MEMBER_PASSWORD, MEMBERS)
+
+
+def _send(client: httpx.Client, chunk: list[dict[str, Any]], collection: str) -> int:
+    path = f"/api/collections/{collection}/records"
     body = {"requests": [{"method": "POST", "url": path, "body": row} for row in chunk]}
     resp = client.post("/api/batch", json=body)
     if resp.status_code != 200:

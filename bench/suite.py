@@ -39,6 +39,7 @@ class Session:
         self.unsupported: dict[str, dict[str, str]] = {}  # system -> scenario key -> note
         self.background: float | None = None  # of the current system start
         self.starts: list[dict[str, Any]] = []  # one per system start, with background CPU
+        self.member_token = ""  # the rule scenario's caller, on the current system start
 
     def system(
         self,
@@ -90,6 +91,7 @@ class Session:
         token = seed.login(url, EMAIL, PASSWORD)
         seed.prepare(url, token)
         seed.load(url, token, seed.records(records, self.args.seed))
+        self.member_token = seed.load_notes(url, token, self.args.seed)
         total = seed.count(url)
         if total != records:
             raise RuntimeError(f"{name} holds {total} records after seeding {records}")
@@ -120,7 +122,12 @@ class Session:
         warm_env: dict[str, str] | None = None,
         env: dict[str, str] | None = None,
     ) -> float:
-        env = {**(env or {}), "BENCH_EMAIL": EMAIL, "BENCH_PASSWORD": PASSWORD}
+        env = {
+            **(env or {}),
+            "BENCH_EMAIL": EMAIL,
+            "BENCH_PASSWORD": PASSWORD,
+            "BENCH_TOKEN": self.member_token,
+        }
         result = load.measure(self.load, running, sc, {**env, **(warm_env or {})}, env)
         result.update(
             system=system,
