@@ -163,13 +163,19 @@ async def test_views_follow_every_write(
         await other.stop()
 
 
-async def test_views_never_cross_callers(client: httpx.AsyncClient, su: dict[str, str]) -> None:
-    """Owners, strangers, guests and superusers each get their own view, in any order."""
-    url = await _notes(client, su, viewRule="owner = @request.auth.id")
+async def _ann_and_bob(client: httpx.AsyncClient) -> tuple[str, dict[str, str], dict[str, str]]:
+    """Two signed-up users: Ann's id, then Ann's and Bob's auth headers."""
     ann_id = await register(client, "ann@example.com")
     await register(client, "bob@example.com")
     as_ann = {"Authorization": await sign_in(client, "ann@example.com")}
     as_bob = {"Authorization": await sign_in(client, "bob@example.com")}
+    return ann_id, as_ann, as_bob
+
+
+async def test_views_never_cross_callers(client: httpx.AsyncClient, su: dict[str, str]) -> None:
+    """Owners, strangers, guests and superusers each get their own view, in any order."""
+    url = await _notes(client, su, viewRule="owner = @request.auth.id")
+    ann_id, as_ann, as_bob = await _ann_and_bob(client)
     created = await client.post(url, json={"text": "t", "secret": "s", "owner": ann_id}, headers=su)
     note = f"{url}/{created.json()['id']}"
     for _ in range(2):
@@ -243,10 +249,7 @@ async def test_views_under_a_clock_rule_are_never_kept(
 async def test_lists_never_cross_callers(client: httpx.AsyncClient, su: dict[str, str]) -> None:
     """Owners, strangers, guests, superusers and scoped keys each get their own list."""
     url = await _notes(client, su, listRule="owner = @request.auth.id || @request.auth.id = ''")
-    ann_id = await register(client, "ann@example.com")
-    await register(client, "bob@example.com")
-    as_ann = {"Authorization": await sign_in(client, "ann@example.com")}
-    as_bob = {"Authorization": await sign_in(client, "bob@example.com")}
+    ann_id, as_ann, as_bob = await _ann_and_bob(client)
     scoped = {"Authorization": (await mint_key(client, su, ["notes:list"]))["key"]}
     await client.post(url, json={"text": "t", "secret": "s", "owner": ann_id}, headers=su)
 
