@@ -167,8 +167,8 @@ def measure(
     result = wrk(load, url, scenario, load.duration, {"BENCH_TAG": "run", **env})
     cpu_after = _group_cpu(server.pid)
     # CPU time of all the server's processes (and threads) per completed
-    # request: steadier than req/s on a noisy machine, since time the server
-    # spends waiting for a CPU does not count.
+    # request: a second view of the cost, leaving out time the server spent
+    # waiting for a CPU (docs/performance.md, "Reading the numbers").
     result["cpu_us_per_request"] = (
         (cpu_after - cpu_before) / result["requests"] * 1e6
         if cpu_before is not None and cpu_after is not None and result["requests"]
