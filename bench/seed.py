@@ -134,20 +134,19 @@ def login(url: str, email: str, password: str, collection: str = "_superusers") 
 def prepare(url: str, token: str) -> None:
     """Enable large batches and create the ``posts``, ``members`` and ``notes`` collections."""
     headers = {"Authorization": token}
-    batch = {"enabled": True, "maxRequests": BATCH_SIZE, "timeout": 120, "maxBodySize": 0}
-    made: dict[str, Any] = {}
-    for method, path, body in (
-        ("PATCH", "/api/settings", {"batch": batch}),
-        ("POST", "/api/collections", SCHEMA),
-        ("POST", "/api/collections", MEMBERS_SCHEMA),
-        ("POST", "/api/collections", None),  # notes, once the members' id is known
-    ):
-        if body is None:
-            body = notes_schema(made["id"])
+
+    def send(method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
         resp = httpx.request(method, url + path, json=body, headers=headers, timeout=60)
         if resp.status_code != 200:
             raise RuntimeError(f"{method} {path} -> {resp.status_code}: {resp.text[:300]}")
-        made = resp.json()
+        answer: dict[str, Any] = resp.json()
+        return answer
+
+    batch = {"enabled": True, "maxRequests": BATCH_SIZE, "timeout": 120, "maxBodySize": 0}
+    send("PATCH", "/api/settings", {"batch": batch})
+    send("POST", "/api/collections", SCHEMA)
+    members_id = send("POST", "/api/collections", MEMBERS_SCHEMA)["id"]
+    send("POST", "/api/collections", notes_schema(members_id))
 
 
 def load(url: str, token: str, rows: Iterator[dict[str, Any]], collection: str = COLLECTION) -> int:

@@ -54,7 +54,7 @@ async def request_info(request: Request, body: dict[str, Any] | None = None) -> 
         # keeps its last value.
         headers={k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]},
         body={k: _for_rules(v) for k, v in (body or {}).items()},
-        data_version=request.scope[_DATA_VERSION],
+        data_version=scope[_DATA_VERSION],
     )
 
 

@@ -82,15 +82,16 @@ def _where(
 class ListQuery:
     """The statements of one list request, compiled for its caller.
 
-    ``count_sql`` is empty with ``skipTotal``. ``clock`` tells that the list
-    rule or the filter uses a date macro.
+    ``count_sql`` is empty with ``skipTotal``. ``sources`` are the filter
+    texts compiled into the statements: the filter, and the list rule when
+    it applies to the caller.
     """
 
     sql: str
     params: tuple[Any, ...]
     count_sql: str
     count_params: tuple[Any, ...]
-    clock: bool
+    sources: tuple[str, ...]
 
 
 def list_query(app: App, coll: Collection, info: RequestInfo, params: ListParams) -> ListQuery:
@@ -106,9 +107,7 @@ def list_query(app: App, coll: Collection, info: RequestInfo, params: ListParams
     order, order_params = sort_clause(app, coll, params.sort, info)
     where, bound = _where(rule)
     offset = (params.page - 1) * params.per_page
-    clock = reads_clock(params.filter) if params.filter else False
-    if not list_rule.unrestricted:
-        clock = clock or reads_clock(rule_text(coll, "listRule") or "")
+    applied = () if list_rule.unrestricted else (rule_text(coll, "listRule") or "",)
     return ListQuery(
         sql=f"{select_sql(dialect, coll)}{where} ORDER BY {order} LIMIT ? OFFSET ?",
         params=(*bound, *order_params, params.per_page, offset),
@@ -116,7 +115,7 @@ def list_query(app: App, coll: Collection, info: RequestInfo, params: ListParams
         if params.skip_total
         else f"SELECT COUNT(*) FROM {dialect.quote(coll.name)}{where}",
         count_params=bound,
-        clock=clock,
+        sources=(params.filter, *applied),
     )
 
 
@@ -160,10 +159,8 @@ def list_key(
     As :func:`view_key`, for the statements of ``query`` (the rule, the
     filter, the sort and the page are all in them).
     """
-    if query.clock:
-        return None  # as for a view rule with a date macro
     statements = ((query.sql, query.params), (query.count_sql, query.count_params))
-    return _response_key(app, coll, info, statements)
+    return _response_key(app, coll, info, statements, query.sources)
 
 
 async def find_record(
@@ -226,11 +223,8 @@ def view_key(
     """
     if rule is None:
         rule = rule_filter(app, coll, "viewRule", info)
-    if not rule.unrestricted and reads_clock(rule_text(coll, "viewRule") or ""):
-        # Bound date values change every millisecond: entries would never be
-        # hit again and would only push useful ones out.
-        return None
-    return _response_key(app, coll, info, ((rule.sql, rule.params),), record_id)
+    sources = () if rule.unrestricted else (rule_text(coll, "viewRule") or "",)
+    return _response_key(app, coll, info, ((rule.sql, rule.params),), sources, record_id)
 
 
 def _response_key(
@@ -238,16 +232,22 @@ def _response_key(
     coll: Collection,
     info: RequestInfo,
     statements: tuple[tuple[str, tuple[Any, ...]], ...],
+    sources: tuple[str, ...],
     *extra: Any,
 ) -> tuple[int, tuple[Any, ...]] | None:
     """The key of a response made from ``statements`` (SQL and bound values) and ``extra``.
 
-    ``None`` where a key cannot cover everything (see :func:`view_key`).
+    ``sources`` are the filter texts compiled into the statements. ``None``
+    where a key cannot cover everything (see :func:`view_key`).
     """
     version = info.data_version if info.data_version is not None else app.db.data_version()
     if version is None or coll.is_auth or info.query.get("expand"):
         return None
     if not all(reusable(sql) for sql, _ in statements):
+        return None
+    if any(reads_clock(text) for text in sources if text):
+        # Bound date values change every millisecond: entries would never be
+        # hit again and would only push useful ones out.
         return None
     return version, (
         app.schema_version,

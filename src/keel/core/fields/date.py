@@ -16,14 +16,15 @@ from keel.core.fields.base import Field, required_error, type_error
 def format_datetime(moment: datetime) -> str:
     """PocketBase's date text for an aware or UTC-naive datetime."""
     if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    # isoformat truncates to milliseconds, as PocketBase does.
-    return moment.isoformat(" ", "milliseconds") + "Z"
+        moment = moment.astimezone(UTC)
+    # Without its zone, isoformat ends at the time, truncated to
+    # milliseconds as PocketBase does.
+    return moment.replace(tzinfo=None).isoformat(" ", "milliseconds") + "Z"
 
 
 def now_text() -> str:
     """The current time as PocketBase's date text (every record write stamps it)."""
-    return datetime.now(UTC).replace(tzinfo=None).isoformat(" ", "milliseconds") + "Z"
+    return format_datetime(datetime.now(UTC))
 
 
 def parse_datetime(text: str) -> datetime:
