@@ -180,8 +180,9 @@ class Broker:
             client.close()
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # Unlike awaiting the task under ``suppress(CancelledError)``, this
+            # still passes on a cancellation of the caller itself.
+            await asyncio.gather(self._task, return_exceptions=True)
 
     def wake(self) -> None:
         self._wake.set()
@@ -225,8 +226,12 @@ class Broker:
         try:
             while True:
                 timeout = 0.02 if version is not None else self.poll_interval
+                # Note: not ``asyncio.wait_for``, which on Python 3.11 swallows a
+                # cancellation that arrives as the wait ends (a write woke us
+                # while the server stops): the loop then never ended.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout)
+                    async with asyncio.timeout(timeout):
+                        await self._wake.wait()
                 woken = self._wake.is_set()
                 self._wake.clear()
                 current = self.app.db.data_version()

@@ -47,7 +47,11 @@ async def connect(request: Request) -> Response:
                 if now - last_event > IDLE_SECONDS or now - started > MAX_LIFETIME_SECONDS:
                     break
                 try:
-                    chunk = await asyncio.wait_for(client.queue.get(), HEARTBEAT_SECONDS)
+                    # Not ``asyncio.wait_for``: on Python 3.11 it swallows a
+                    # cancellation (the client went away) that arrives in the
+                    # turn the get ends (see Broker._run).
+                    async with asyncio.timeout(HEARTBEAT_SECONDS):
+                        chunk = await client.queue.get()
                 except TimeoutError:
                     yield b": ping\n\n"
                     continue
