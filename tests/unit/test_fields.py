@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from keel.core.errors import FieldError
 from keel.core.fields.base import Field
-from keel.core.fields.date import DateField
+from keel.core.fields.date import DateField, format_datetime, now_text, parse_datetime
 from keel.core.fields.number import BoolField, NumberField
 from keel.core.fields.select import SelectField
 from keel.core.fields.text import TextField, compile_generator, generate
@@ -78,6 +80,20 @@ def test_generator_patterns() -> None:
     assert 15 == len(value) and value.isalnum() and value.lower() == value
     wide = generate("[\u0100-\u05ff]{40}")  # more than 256 characters to draw from
     assert 40 == len(wide) and all(0x100 <= ord(c) <= 0x5FF for c in wide)
+    accented = generate("[\u00e0-\u00ff]{30}")  # few characters, not ASCII
+    assert 30 == len(accented) and all(0xE0 <= ord(c) <= 0xFF for c in accented)
+
+
+def test_now_text_is_the_clock_in_pocketbase_form() -> None:
+    """now_text is the current UTC time, to the millisecond, as format_datetime writes it."""
+    for _ in range(200):
+        before = datetime.now(UTC)
+        text = now_text()
+        after = datetime.now(UTC)
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}Z", text), text
+        assert text == format_datetime(parse_datetime(text))
+        # Truncated to the millisecond, so up to 1 ms before the first read.
+        assert before - timedelta(milliseconds=1) <= parse_datetime(text) <= after
 
 
 def test_generated_characters_are_equally_likely() -> None:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from keel.core.collection import Collection
+from keel.core.fields.base import Field
 from keel.query.dialect import Dialect
 from keel.storage.db.database import Row
 
@@ -29,13 +30,21 @@ class Record:
     def to_json(self, *, show_hidden: bool = False) -> dict[str, Any]:
         """The record as the API shows it; hidden fields only when asked."""
         coll = self.collection
+        key = "shown:hidden" if show_hidden else "shown"
+        shown: tuple[Field, ...] | None = coll.cache.get(key)
+        if shown is None:
+            shown = coll.cache[key] = tuple(
+                f
+                for f in coll.fields
+                if (show_hidden or not f.hidden)
+                # secrets are never shown, not even to superusers
+                and not (f.type == "password" or (coll.is_auth and f.name == "tokenKey"))
+            )
+        data = self.data
         out: dict[str, Any] = {"collectionId": coll.id, "collectionName": coll.name}
-        for fld in coll.fields:
-            if fld.hidden and not show_hidden:
-                continue
-            if fld.type == "password" or (coll.is_auth and fld.name == "tokenKey"):
-                continue  # secrets are never shown, not even to superusers
-            out[fld.name] = self.data.get(fld.name, fld.zero())
+        for fld in shown:
+            name = fld.name
+            out[name] = data[name] if name in data else fld.zero()
         return out
 
 

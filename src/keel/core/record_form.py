@@ -8,10 +8,12 @@ subtracts). Plain values are applied before modifiers, as PocketBase does.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from keel.core.collection import Collection
 from keel.core.errors import FieldError, ValidationError
+from keel.core.fields.base import Field
 from keel.core.fields.date import now_text
 from keel.core.fields.text import generate
 from keel.core.record import Record
@@ -120,21 +122,18 @@ async def apply_body(
             changed.add(name)
         except FieldError as exc:
             errors[name] = exc
-    now = now_text()
-    for fld in coll.fields:
-        if fld.type == "autodate" and (
-            (creating and fld.options["onCreate"]) or (not creating and fld.options["onUpdate"])
-        ):
-            record.data[fld.name] = now
-        elif (
-            creating
-            and fld.type == "text"
-            and fld.options["autogeneratePattern"]
-            and record.data.get(fld.name, "") == ""
-        ):
-            record.data[fld.name] = generate(fld.options["autogeneratePattern"])
-    for fld in coll.fields:
-        if fld.name in errors or fld.type == "autodate":
+    plan = _plan(coll)
+    stamped = plan.stamped_on_create if creating else plan.stamped_on_update
+    if stamped:
+        now = now_text()
+        for name in stamped:
+            record.data[name] = now
+    if creating:
+        for name, pattern in plan.generated:
+            if record.data.get(name, "") == "":
+                record.data[name] = generate(pattern)
+    for fld in plan.checked:
+        if fld.name in errors:
             continue
         if fld.type == "password":
             if fld.name not in changed and not creating:
@@ -149,10 +148,43 @@ async def apply_body(
             errors[fld.name] = exc
     if errors:
         raise ValidationError(message, errors)
-    for fld in coll.fields:
-        if fld.type == "password" and fld.name in changed and record.data.get(fld.name):
-            record.data[fld.name] = await passwords.hash(record.data[fld.name])
+    for name in plan.passwords:
+        if name in changed and record.data.get(name):
+            record.data[name] = await passwords.hash(record.data[name])
     return changed
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What every write to one collection does after the body: stamps, ids, checks."""
+
+    stamped_on_create: tuple[str, ...]
+    stamped_on_update: tuple[str, ...]
+    #: Text fields with an autogenerate pattern, and the pattern.
+    generated: tuple[tuple[str, str], ...]
+    #: Fields validated on every write (autodates are the server's own).
+    checked: tuple[Field, ...]
+    passwords: tuple[str, ...]
+
+
+def _plan(coll: Collection) -> _Plan:
+    plan: _Plan | None = coll.cache.get("write_plan")
+    if plan is None:
+        fields = coll.fields
+        autodates = [f for f in fields if f.type == "autodate"]
+        plan = _Plan(
+            stamped_on_create=tuple(f.name for f in autodates if f.options["onCreate"]),
+            stamped_on_update=tuple(f.name for f in autodates if f.options["onUpdate"]),
+            generated=tuple(
+                (f.name, f.options["autogeneratePattern"])
+                for f in fields
+                if f.type == "text" and f.options["autogeneratePattern"]
+            ),
+            checked=tuple(f for f in fields if f.type != "autodate"),
+            passwords=tuple(f.name for f in fields if f.type == "password"),
+        )
+        coll.cache["write_plan"] = plan
+    return plan
 
 
 MISMATCH = "Values don't match."

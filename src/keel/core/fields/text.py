@@ -76,11 +76,30 @@ def _random_chars(chars: str, count: int) -> str:
     # One read of random bytes instead of one per character. Bytes at or past
     # the largest multiple of ``n`` are dropped, so every character stays
     # equally likely (no modulo bias).
+    table = _byte_table(chars)
+    if table is not None:
+        # ASCII charsets (every id): the drop and the mapping in C.
+        mapping, dropped = table
+        out = b""
+        while len(out) < count:
+            out += secrets.token_bytes(count + 8).translate(mapping, dropped)
+        return out[:count].decode("ascii")
     limit = 256 - 256 % n
-    out: list[str] = []
-    while len(out) < count:
-        out.extend(chars[b % n] for b in secrets.token_bytes(count + 8) if b < limit)
-    return "".join(out[:count])
+    picked: list[str] = []
+    while len(picked) < count:
+        picked.extend(chars[b % n] for b in secrets.token_bytes(count + 8) if b < limit)
+    return "".join(picked[:count])
+
+
+@functools.lru_cache(maxsize=256)
+def _byte_table(chars: str) -> tuple[bytes, bytes] | None:
+    """For an ASCII charset: random byte → character, and the bytes to drop."""
+    if not chars.isascii():
+        return None
+    n = len(chars)
+    limit = 256 - 256 % n
+    mapping = bytes(ord(chars[b % n]) if b < limit else 0 for b in range(256))
+    return mapping, bytes(range(limit, 256))
 
 
 class TextField(Field):
