@@ -179,9 +179,8 @@ class RecordResolver:
             return self._body(name.removeprefix("@request.body."), modifier)
         if modifier in ("isset", "length", "each", "changed"):
             raise FilterPlanError(f"The :{modifier} modifier is not supported on {name!r}.")
-        macros = date_macros(self.now)
-        if name in macros:
-            value = macros[name]
+        if name in DATE_MACROS:
+            value = date_macros(self.now)[name]
             return Value(value, "number" if isinstance(value, int) else "text")
         parts = name.split(".")
         if parts[0] != "@request" or len(parts) < 2:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Any
 
 from keel.core.collection import AUTH_RULES, Collection
@@ -25,6 +25,7 @@ from keel.query.ast import Expr, identifiers
 from keel.query.dialect import Dialect
 from keel.query.errors import FilterError
 from keel.query.parser import parse
+from keel.query.plan import Value
 from keel.query.sql import compile_filter
 
 if TYPE_CHECKING:
@@ -64,6 +65,8 @@ NO_ROWS = RuleFilter("1 = 0")
 
 
 MAX_CACHED_PLANS = 512
+#: The longest request values (as text) a kept plan is keyed by.
+MAX_KEYED_VALUES = 256
 
 
 @lru_cache(maxsize=2048)
@@ -98,13 +101,13 @@ def compile_expression(
         ForbiddenError: ``@request`` in a filter when ``allow_request`` is false.
     """
     tree, macros, paths = parsed(text)
-    per_request = macros or (related_rules and paths)
-    key = f"plan:{dialect.name}:{allow_hidden:d}:{allow_request:d}:{related_rules:d}:{text}"
-    if not per_request and lookup is None:
-        cached: RuleFilter | None = coll.cache.get(key)
-        if cached is not None:
-            return cached
-    resolver = RecordResolver(
+    flags = f"{dialect.name}:{allow_hidden:d}:{allow_request:d}:{related_rules:d}"
+    key = f"plan:{flags}:{text}"
+    # Plans are kept unless they depend on more than the text and the schema:
+    # other collections' rules, or request values other than plain ones.
+    kept = lookup is None and not (related_rules and paths)
+    new_resolver = partial(
+        RecordResolver,
         lookup or app.find_collection,
         coll,
         info,
@@ -113,14 +116,59 @@ def compile_expression(
         allow_request=allow_request,
         related_rules=related_rules,
     )
+    resolver: RecordResolver | None = None
+    if kept and macros:
+        names = keyed_identifiers(text)
+        if names is None:
+            kept = False
+        else:
+            resolver = new_resolver()
+            try:
+                values = [resolver.resolve(name) for name in names]
+            except (FilterError, ForbiddenError):
+                kept = False  # compiling raises it again, in its own words
+            else:
+                # Equal values compile to equal SQL and parameters. repr keeps
+                # 1, 1.0, True and "1" apart; the length marks where the text ends.
+                shown = repr([(v.value, v.kind) for v in values if isinstance(v, Value)])
+                key = f"keyed:{flags}:{len(text)}:{text}{shown}"
+                # A long body value is not worth keeping.
+                kept = len(values) == len(names) and len(shown) <= MAX_KEYED_VALUES
+    if kept:
+        cached: RuleFilter | None = coll.cache.get(key)
+        if cached is not None:
+            return cached
+    if resolver is None:
+        resolver = new_resolver()
     compiled = compile_filter(tree, resolver, dialect)
     result = RuleFilter(compiled.sql, compiled.params)
-    if not per_request and lookup is None:
+    if kept:
         # Plans live on the collection object, which a schema change replaces.
         if len(coll.cache) > MAX_CACHED_PLANS:
             coll.cache.clear()
         coll.cache[key] = result
     return result
+
+
+@lru_cache(maxsize=2048)
+def keyed_identifiers(text: str) -> tuple[str, ...] | None:
+    """The ``@`` identifiers of filter text, when each resolves to one plain value.
+
+    The text then compiles to the same SQL and parameters in every request
+    where those values are equal. ``None`` when one does not: date macros
+    (the clock), modifiers, ``@collection``, paths through the caller's
+    relations (``@request.auth.team.name``).
+    """
+    names = sorted({n for n in identifiers(parsed(text)[0]) if n.startswith("@")})
+    for name in names:
+        parts = name.split(".")
+        if ":" in name or parts[0] != "@request" or len(parts) < 2:
+            return None
+        single = parts[1] in ("method", "context") and len(parts) == 2
+        keyed = parts[1] in ("query", "headers", "body", "auth") and len(parts) == 3
+        if not (single or keyed):
+            return None
+    return tuple(names)
 
 
 @lru_cache(maxsize=2048)
