@@ -105,6 +105,8 @@ def _progress(conn: _Connection) -> Callable[[], int]:
 
 
 MAX_GROUP = 64
+#: Event-loop turns a new group waits at most for more members (see _gather_members).
+GATHER_TURNS = 8
 
 
 def _nothing() -> None:
@@ -400,6 +402,22 @@ class SQLiteDatabase:
             if self._group is group:
                 await self._commit_group(group)
 
+    async def _gather_members(self) -> None:
+        """Before a group opens: let requests already under way reach the lock first.
+
+        SQLite's write lock is held from a group's first statement to its
+        commit, and the event loop serves every other request in between. A
+        few loop turns first, while more transactions keep queueing, let them
+        do their work before the lock rather than inside it, so the group
+        holds the lock for less time and another process waits less. Costs
+        one loop turn when nothing else is under way.
+        """
+        for _ in range(GATHER_TURNS):
+            queued = self._pending
+            await asyncio.sleep(0)
+            if self._pending == queued:
+                return
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Executor]:
         """A write transaction, committed together with concurrent ones (group commit).
@@ -423,6 +441,7 @@ class SQLiteDatabase:
         commit: asyncio.Task[None] | None = None
         try:
             if self._group is None:
+                await self._gather_members()
                 self._group = _Group(asyncio.get_running_loop().create_future())
             group = self._group
             group.size += 1
