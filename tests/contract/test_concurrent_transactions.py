@@ -135,3 +135,28 @@ async def test_cancelled_mid_statement_never_commits(db: Database) -> None:
         await task
     rows = await db.fetch_all("SELECT id, n FROM items ORDER BY id")
     assert [(f"q{i}", i + 1) for i in range(8)] == [tuple(r) for r in rows]
+
+
+async def test_a_transaction_cancelled_before_its_first_statement(db: Database) -> None:
+    """Cancelled while it waits to open (SQLite gathers a group first), it leaves no trace."""
+    started = asyncio.Event()
+
+    async def write(turns: int) -> None:
+        started.set()
+        async with db.transaction() as tx:
+            await tx.execute("INSERT INTO items (id, n) VALUES (?, 1)", (f"lost{turns}",))
+
+    for turns in range(4):
+        task = asyncio.get_running_loop().create_task(write(turns))
+        await started.wait()
+        for _ in range(turns):
+            await asyncio.sleep(0)  # cancel it at each of its first awaits in turn
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        started.clear()
+        # A bound, so a write lock left held fails the test instead of hanging it.
+        async with asyncio.timeout(30), db.transaction() as tx:
+            await tx.execute("INSERT INTO items (id, n) VALUES (?, ?)", (f"kept{turns}", turns))
+    rows = await db.fetch_all("SELECT id FROM items ORDER BY id")
+    assert {"kept0", "kept1", "kept2", "kept3"} <= {r[0] for r in rows}

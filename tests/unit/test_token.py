@@ -55,3 +55,18 @@ def test_callers_get_their_own_claims() -> None:
     token.unverified_claims(signed)["id"] = "c"
     assert "a" == token.verify(signed, KEY)["id"]
     assert "a" == token.unverified_claims(signed)["id"]
+
+
+def test_long_tokens_are_not_kept() -> None:
+    """Tokens longer than any Keel issues are checked every time and never kept."""
+    forged = jwt.encode(
+        {"id": "a", "exp": int(time.time()) + 60, "pad": "x" * 4000}, "o" * 64, "HS256"
+    )
+    signed = token.issue({"id": "a", "pad": "x" * 4000}, KEY, 60)
+    kept = token._kept_unverified_claims.cache_info().currsize
+    for _ in range(3):
+        assert "a" == token.unverified_claims(forged)["id"]
+        with pytest.raises(token.TokenError):
+            token.verify(forged, KEY)
+        assert "a" == token.verify(signed, KEY)["id"]
+    assert kept == token._kept_unverified_claims.cache_info().currsize

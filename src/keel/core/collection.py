@@ -12,8 +12,9 @@ from __future__ import annotations
 import re
 import secrets
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from keel.core.auth_options import default_auth_options, merge_auth_options, public_auth_options
 from keel.core.errors import FieldError, ValidationError
@@ -24,6 +25,8 @@ from keel.core.fields.registry import field_from_json
 from keel.core.fields.relation import RelationField
 from keel.core.fields.text import EmailField, PasswordField, TextField
 from keel.core.index import Index, parse_index
+
+T = TypeVar("T")
 
 RULES = ("listRule", "viewRule", "createRule", "updateRule", "deleteRule")
 AUTH_RULES = ("authRule", "manageRule", "apiKeyRule")
@@ -123,6 +126,14 @@ class Collection:
         """Rebuild lookups after ``fields`` changed."""
         self._by_name = {f.name.lower(): f for f in self.fields}
         self.cache = {}
+
+    def cached(self, key: str, build: Callable[[], T]) -> T:
+        """What ``build`` makes from this schema, made on first use and kept in ``cache``."""
+        if key in self.cache:
+            value: T = self.cache[key]
+            return value
+        made = self.cache[key] = build()
+        return made
 
     def field(self, name: str) -> Field | None:
         """The field called ``name`` (case-insensitive, like SQLite columns)."""

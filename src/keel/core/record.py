@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from keel.core.collection import Collection
-from keel.core.fields.base import Field
 from keel.query.dialect import Dialect
 from keel.storage.db.database import Row
 
@@ -30,16 +28,16 @@ class Record:
     def to_json(self, *, show_hidden: bool = False) -> dict[str, Any]:
         """The record as the API shows it; hidden fields only when asked."""
         coll = self.collection
-        key = "shown:hidden" if show_hidden else "shown"
-        shown: tuple[Field, ...] | None = coll.cache.get(key)
-        if shown is None:
-            shown = coll.cache[key] = tuple(
+        shown = coll.cached(
+            "shown:hidden" if show_hidden else "shown",
+            lambda: tuple(
                 f
                 for f in coll.fields
                 if (show_hidden or not f.hidden)
                 # secrets are never shown, not even to superusers
                 and not (f.type == "password" or (coll.is_auth and f.name == "tokenKey"))
-            )
+            ),
+        )
         data = self.data
         out: dict[str, Any] = {"collectionId": coll.id, "collectionName": coll.name}
         for fld in shown:
@@ -48,22 +46,13 @@ class Record:
         return out
 
 
-def _statement(coll: Collection, key: str, build: Callable[[], str]) -> str:
-    """The statement text ``build`` makes for ``coll``, made once and kept on it."""
-    sql: str | None = coll.cache.get(key)
-    if sql is None:
-        sql = coll.cache[key] = build()
-    return sql
-
-
 def _columns(dialect: Dialect, coll: Collection) -> str:
     return ", ".join(dialect.quote(f.name) for f in coll.fields)
 
 
 def select_sql(dialect: Dialect, coll: Collection) -> str:
     """``SELECT <every column> FROM <table>``, cached on the collection."""
-    return _statement(
-        coll,
+    return coll.cached(
         f"select:{dialect.name}",
         lambda: f"SELECT {_columns(dialect, coll)} FROM {dialect.quote(coll.name)}",
     )
@@ -78,7 +67,7 @@ def insert_sql(dialect: Dialect, coll: Collection) -> str:
             f"INSERT INTO {dialect.quote(coll.name)} ({_columns(dialect, coll)}) VALUES ({marks})"
         )
 
-    return _statement(coll, f"insert:{dialect.name}", build)
+    return coll.cached(f"insert:{dialect.name}", build)
 
 
 def update_sql(dialect: Dialect, coll: Collection) -> str:
@@ -88,7 +77,7 @@ def update_sql(dialect: Dialect, coll: Collection) -> str:
         sets = ", ".join(f"{dialect.quote(f.name)} = ?" for f in coll.fields)
         return f"UPDATE {dialect.quote(coll.name)} SET {sets} WHERE {dialect.quote('id')} = ?"
 
-    return _statement(coll, f"update:{dialect.name}", build)
+    return coll.cached(f"update:{dialect.name}", build)
 
 
 def from_row(coll: Collection, row: Row) -> Record:

@@ -168,11 +168,10 @@ class _Plan:
 
 
 def _plan(coll: Collection) -> _Plan:
-    plan: _Plan | None = coll.cache.get("write_plan")
-    if plan is None:
+    def build() -> _Plan:
         fields = coll.fields
         autodates = [f for f in fields if f.type == "autodate"]
-        plan = _Plan(
+        return _Plan(
             stamped_on_create=tuple(f.name for f in autodates if f.options["onCreate"]),
             stamped_on_update=tuple(f.name for f in autodates if f.options["onUpdate"]),
             generated=tuple(
@@ -183,8 +182,8 @@ def _plan(coll: Collection) -> _Plan:
             checked=tuple(f for f in fields if f.type != "autodate"),
             passwords=tuple(f.name for f in fields if f.type == "password"),
         )
-        coll.cache["write_plan"] = plan
-    return plan
+
+    return coll.cached("write_plan", build)
 
 
 MISMATCH = "Values don't match."

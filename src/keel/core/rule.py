@@ -102,7 +102,8 @@ def compile_expression(
     """
     tree, macros, paths = parsed(text)
     flags = f"{dialect.name}:{allow_hidden:d}:{allow_request:d}:{related_rules:d}"
-    key = f"plan:{flags}:{text}"
+    key = f"{flags}:{text}"
+    store = "plans"
     # Plans are kept unless they depend on more than the text and the schema:
     # other collections' rules, or request values other than plain ones.
     kept = lookup is None and not (related_rules and paths)
@@ -131,11 +132,16 @@ def compile_expression(
                 # Equal values compile to equal SQL and parameters. repr keeps
                 # 1, 1.0, True and "1" apart; the length marks where the text ends.
                 shown = repr([(v.value, v.kind) for v in values if isinstance(v, Value)])
-                key = f"keyed:{flags}:{len(text)}:{text}{shown}"
-                # A long body value is not worth keeping.
-                kept = len(values) == len(names) and len(shown) <= MAX_KEYED_VALUES
+                key = f"{flags}:{len(text)}:{text}{shown}"
+                store = "caller_plans"
+                # Anything but plain values (a join, say) would not be in the
+                # key; a long body value is not worth keeping.
+                kept = all(isinstance(v, Value) for v in values) and len(shown) <= MAX_KEYED_VALUES
+    # Plans kept per caller are many: they get a table of their own, so
+    # clearing it leaves the shared plans (and the collection's statements).
+    plans: dict[str, RuleFilter] = coll.cached(store, dict)
     if kept:
-        cached: RuleFilter | None = coll.cache.get(key)
+        cached = plans.get(key)
         if cached is not None:
             return cached
     if resolver is None:
@@ -144,9 +150,9 @@ def compile_expression(
     result = RuleFilter(compiled.sql, compiled.params)
     if kept:
         # Plans live on the collection object, which a schema change replaces.
-        if len(coll.cache) > MAX_CACHED_PLANS:
-            coll.cache.clear()
-        coll.cache[key] = result
+        if len(plans) >= MAX_CACHED_PLANS:
+            plans.clear()
+        plans[key] = result
     return result
 
 

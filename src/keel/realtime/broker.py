@@ -182,7 +182,9 @@ class Broker:
             self._task.cancel()
             # Unlike awaiting the task under ``suppress(CancelledError)``, this
             # still passes on a cancellation of the caller itself.
-            await asyncio.gather(self._task, return_exceptions=True)
+            (outcome,) = await asyncio.gather(self._task, return_exceptions=True)
+            if isinstance(outcome, Exception):
+                log.error("realtime loop had failed", exc_info=outcome)
 
     def wake(self) -> None:
         self._wake.set()

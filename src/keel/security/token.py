@@ -37,6 +37,9 @@ def issue(claims: dict[str, Any], key: str, duration_seconds: int) -> str:
 
 #: Tokens whose decoding and signature check are kept (per process).
 KEPT_TOKENS = 4096
+#: The longest token kept. Keel's are a few hundred characters; anyone can
+#: send a long one that decodes (and fails its check) to fill memory.
+KEPT_TOKEN_LENGTH = 2048
 
 
 def unverified_claims(token: str) -> dict[str, Any]:
@@ -45,10 +48,11 @@ def unverified_claims(token: str) -> dict[str, Any]:
     Raises:
         TokenError: not a JWT.
     """
-    return dict(_unverified_claims(token))
+    if len(token) > KEPT_TOKEN_LENGTH:
+        return _unverified_claims(token)
+    return dict(_kept_unverified_claims(token))
 
 
-@lru_cache(maxsize=KEPT_TOKENS)
 def _unverified_claims(token: str) -> dict[str, Any]:
     try:
         claims: dict[str, Any] = jwt.decode(
@@ -62,13 +66,19 @@ def _unverified_claims(token: str) -> dict[str, Any]:
     return claims
 
 
+_kept_unverified_claims = lru_cache(maxsize=KEPT_TOKENS)(_unverified_claims)
+
+
 def verify(token: str, key: str) -> dict[str, Any]:
     """The payload of a token signed with ``key`` and not expired.
 
     Raises:
         TokenError: bad signature, wrong algorithm, or expired.
     """
-    claims = _signed_claims(token, key)
+    if len(token) > KEPT_TOKEN_LENGTH:
+        claims = _signed_claims(token, key)
+    else:
+        claims = _kept_signed_claims(token, key)
     # The time checks PyJWT made when the token was first seen, repeated as
     # the clock moves (PyJWT had already found these claims to be integers).
     now = time.time()
@@ -79,7 +89,6 @@ def verify(token: str, key: str) -> dict[str, Any]:
     return dict(claims)
 
 
-@lru_cache(maxsize=KEPT_TOKENS)
 def _signed_claims(token: str, key: str) -> dict[str, Any]:
     """The payload of a token signed with ``key`` (its times valid when first checked).
 
@@ -92,3 +101,6 @@ def _signed_claims(token: str, key: str) -> dict[str, Any]:
     except jwt.PyJWTError as exc:
         raise TokenError(str(exc)) from exc
     return claims
+
+
+_kept_signed_claims = lru_cache(maxsize=KEPT_TOKENS)(_signed_claims)

@@ -26,8 +26,9 @@ def format_datetime(moment: datetime) -> str:
 
 def now_text() -> str:
     """The current time as PocketBase's date text (every record write stamps it)."""
-    # Twice per record write: the date and time to the second are formatted
-    # once per second, the milliseconds (truncated, as isoformat does) each time.
+    # Twice per record write (its dates, its outbox event): the date and time
+    # to the second are formatted once per second, the milliseconds
+    # (truncated, as isoformat does) each time.
     moment = time.time()
     second = int(moment)
     return f"{_second_text(second)}.{int((moment - second) * 1000):03d}Z"
