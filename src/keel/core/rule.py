@@ -119,24 +119,12 @@ def compile_expression(
     )
     resolver: RecordResolver | None = None
     if kept and macros:
-        names = keyed_identifiers(text)
-        if names is None:
-            kept = False
-        else:
-            resolver = new_resolver()
-            try:
-                values = [resolver.resolve(name) for name in names]
-            except (FilterError, ForbiddenError):
-                kept = False  # compiling raises it again, in its own words
-            else:
-                # Equal values compile to equal SQL and parameters. repr keeps
-                # 1, 1.0, True and "1" apart; the length marks where the text ends.
-                shown = repr([(v.value, v.kind) for v in values if isinstance(v, Value)])
-                key = f"{flags}:{len(text)}:{text}{shown}"
-                store = "caller_plans"
-                # Anything but plain values (a join, say) would not be in the
-                # key; a long body value is not worth keeping.
-                kept = all(isinstance(v, Value) for v in values) and len(shown) <= MAX_KEYED_VALUES
+        resolver = new_resolver()
+        values = _caller_values(text, resolver)
+        kept = values is not None
+        # The length marks where the text ends.
+        key = f"{flags}:{len(text)}:{text}{values}"
+        store = "caller_plans"
     # Plans kept per caller are many: they get a table of their own, so
     # clearing it leaves the shared plans (and the collection's statements).
     plans: dict[str, RuleFilter] = coll.cached(store, dict)
@@ -154,6 +142,28 @@ def compile_expression(
             plans.clear()
         plans[key] = result
     return result
+
+
+def _caller_values(text: str, resolver: RecordResolver) -> str | None:
+    """The request values ``text`` names, as text to key its plan by.
+
+    Equal values compile to equal SQL and parameters; ``repr`` keeps 1, 1.0,
+    True and "1" apart. ``None`` when they cannot key a plan: an identifier
+    that is not a plain value (a join would not be in the key), one that
+    does not resolve (compiling says why, in its own words), or a long body
+    value, not worth keeping.
+    """
+    names = keyed_identifiers(text)
+    if names is None:
+        return None
+    try:
+        values = [resolver.resolve(name) for name in names]
+    except (FilterError, ForbiddenError):
+        return None
+    if not all(isinstance(v, Value) for v in values):
+        return None
+    shown = repr([(v.value, v.kind) for v in values if isinstance(v, Value)])
+    return shown if len(shown) <= MAX_KEYED_VALUES else None
 
 
 @lru_cache(maxsize=2048)
