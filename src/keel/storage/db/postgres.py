@@ -54,6 +54,18 @@ def _translate(exc: BaseException) -> DatabaseError:
     return DatabaseError(str(exc))
 
 
+async def _keep_session(conn: Any) -> None:
+    """Return a connection to the pool as it is.
+
+    asyncpg's default reset runs one more statement (``RESET ALL``, ``UNLISTEN
+    *``, ``CLOSE ALL``, advisory unlocks) on every release: a round trip per
+    statement. Keel changes no session state on pooled connections (settings
+    come with the connection, advisory locks are transaction-scoped, nothing
+    listens or keeps cursors), and asyncpg still rolls back a transaction left
+    open before this runs.
+    """
+
+
 def _row(record: Any) -> Row:
     return tuple(record.values())
 
@@ -107,6 +119,7 @@ class PostgresDatabase(_Runner):
                 min_size=self._min,
                 max_size=self._max,
                 server_settings={"statement_timeout": str(self._timeout)},
+                reset=_keep_session,
             )
         except (OSError, asyncpg.PostgresError) as exc:
             raise DatabaseError(f"cannot connect to PostgreSQL: {exc}") from exc
