@@ -234,6 +234,53 @@ async def test_missing_column_raises_schema_mismatch(db: Database) -> None:
         await db.fetch_all("SELECT no_such_column FROM items")
 
 
+# -- data versions -------------------------------------------------------------------
+
+
+async def test_fetch_versioned_returns_the_row_or_none(db: Database) -> None:
+    """fetch_versioned gives the point read's row (None when there is none) and a version."""
+    await db.execute("INSERT INTO items (id, name, score) VALUES (?, ?, ?)", ("a", "x", None))
+    found, version = await db.fetch_versioned("SELECT name, score FROM items WHERE id = ?", ("a",))
+    missing, _ = await db.fetch_versioned("SELECT name FROM items WHERE id = ?", ("b",))
+    assert (("x", None), None) == (found, missing)
+    assert version is not None
+
+
+async def test_versions_hold_while_nothing_commits(db: Database) -> None:
+    """Reads between two versioned reads leave the version as it was.
+
+    Note: on PostgreSQL any commit in the cluster moves the version, including
+    an autovacuum's ANALYZE; one pair of equal versions in a few tries shows
+    the version holds, where a version that moved on every call never would.
+    """
+    await db.execute("INSERT INTO items (id, name) VALUES (?, ?)", ("a", "x"))
+    pairs = []
+    for _ in range(5):
+        _, before = await db.fetch_versioned("SELECT name FROM items WHERE id = ?", ("a",))
+        await db.fetch_all("SELECT id FROM items")
+        _, after = await db.fetch_versioned("SELECT name FROM items WHERE id = ?", ("a",))
+        pairs.append((before, after))
+    assert any(before == after for before, after in pairs), pairs
+
+
+async def test_versions_change_with_every_commit(db: Database) -> None:
+    """A commit through this adapter or another one (another worker) changes the version."""
+    other = open_database(db.url)
+    await other.connect()
+    try:
+        seen = []
+        for n, writer in enumerate([db, other, db, other]):
+            _, version = await db.fetch_versioned("SELECT 1 FROM items WHERE id = ?", ("a",))
+            seen.append(version)
+            async with writer.transaction() as tx:
+                await tx.execute("INSERT INTO items (id, name) VALUES (?, ?)", (f"r{n}", f"n{n}"))
+        _, version = await db.fetch_versioned("SELECT 1 FROM items WHERE id = ?", ("a",))
+        seen.append(version)
+        assert len(seen) == len(set(seen)), seen
+    finally:
+        await other.close()
+
+
 # -- values ------------------------------------------------------------------------
 
 

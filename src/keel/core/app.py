@@ -27,12 +27,14 @@ from keel.hooks import Hook
 from keel.mailer.smtp import Mailer
 from keel.query.dialect import Dialect, dialect_of
 from keel.security.password import Passwords
-from keel.storage.db.database import Database, Executor
+from keel.storage.db.database import Database, DataVersion, Executor
 from keel.storage.db.url import open_database
 from keel.storage.files.storage import FileStorage, open_file_storage
 from keel.storage.pubsub.pubsub import PubSub, PubSubError, open_pubsub
 
 log = logging.getLogger("keel.app")
+
+_VERSION_SQL = "SELECT value FROM _params WHERE id = 'version'"
 #: How long ``stop`` waits for background work (mail) to finish.
 STOP_GRACE_SECONDS = 10.0
 
@@ -61,7 +63,7 @@ class App:
         self._by_id: dict[str, Collection] = {}
         self.settings: dict[str, Any] = load_settings(None)
         self._version: str | None = None
-        self._checked_at: int | None = None  # data version of the last refresh
+        self._checked_at: DataVersion | None = None  # data version of the last refresh
         #: List pages and totals, reused while the data version holds.
         self.results = ResultCache(self.db)
         self.on_record_create: Hook[RecordEvent] = Hook()
@@ -155,20 +157,25 @@ class App:
         self.settings = load_settings(orjson.loads(row[0]) if row else None)
         self._version = version
 
-    async def refresh(self) -> int | None:
+    async def refresh(self) -> DataVersion | None:
         """Reload when another worker or node changed the schema or settings.
 
-        On engines with a data version, nothing is read while no commit was
-        made anywhere since the last check.
+        On engines that tell their data version without a statement
+        (SQLite), nothing is read while no commit was made anywhere since the
+        last check; the others (PostgreSQL) tell it with the version read.
 
         Returns:
             The data version read before the check (``None`` on engines
             without one): results read from now on are at least that new.
         """
         seen = self.db.data_version()
-        if seen is not None and seen == self._checked_at:
+        if seen is None:
+            row, seen = await self.db.fetch_versioned(_VERSION_SQL)
+        elif seen == self._checked_at:
             return seen
-        if await self._read_version() != self._version:
+        else:
+            row = await self.db.fetch_point(_VERSION_SQL)
+        if (str(row[0]) if row else "") != self._version:
             await self.reload()
         self._checked_at = seen
         return seen
@@ -179,7 +186,7 @@ class App:
         return self._version or ""
 
     async def _read_version(self) -> str:
-        row = await self.db.fetch_point("SELECT value FROM _params WHERE id = 'version'")
+        row = await self.db.fetch_point(_VERSION_SQL)
         return str(row[0]) if row else ""
 
     async def bump_version(self, tx: Executor) -> None:

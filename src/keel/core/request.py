@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from keel.core.collection import Collection
     from keel.core.record import Record
+    from keel.storage.db.database import DataVersion
 
 
 #: Record operations an API key scope can grant.
@@ -84,7 +85,7 @@ class RequestInfo:
     headers: dict[str, str] = field(default_factory=dict)
     body: dict[str, Any] = field(default_factory=dict)
     context: str = "default"
-    data_version: int | None = None
+    data_version: DataVersion | None = None
 
 
 #: Keel's own writes (OTPs, MFA sessions, OAuth2 links, API keys, claims).

@@ -1,8 +1,10 @@
 """Query results reused while the database has not changed.
 
-Only engines that report a data version (:meth:`Database.data_version`; SQLite
-does) get reuse: the version changes on every commit by any connection, in
-any process, so an entry is exact until then and useless after. Each entry
+Only engines that report a data version get reuse (SQLite through
+:meth:`Database.data_version`, PostgreSQL through the snapshot of the request's
+schema check, :meth:`Database.fetch_versioned`): the version changes on every
+commit by any connection, in any process or node, so an entry is exact until
+then and useless after. Each entry
 holds the version read *before* its query ran, so a commit racing with the
 query makes the entry stale, never wrong. A caller may pass the version it
 read earlier in the same request (:attr:`RequestInfo.data_version`): a hit
@@ -22,11 +24,14 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
-from keel.storage.db.database import Database, Row
+from keel.storage.db.database import Database, DataVersion, Row
 
 K = TypeVar("K")
 V = TypeVar("V")
 T = TypeVar("T")
+
+#: What entries are found by: the SQL, its bound values and their types.
+Key = tuple[Any, ...]
 
 #: SQL fragments whose result can change while the data does not.
 _VOLATILE = ("RANDOM(", "strftime(")
@@ -98,15 +103,17 @@ class ResultCache:
 
     def __init__(self, db: Database, size: int = 128) -> None:
         self._db = db
-        self._counts: BoundedCache[tuple[Any, ...], tuple[int, int]] = BoundedCache(4 * size)
-        self._pages: BoundedCache[tuple[Any, ...], tuple[int, list[Row]]] = BoundedCache(size)
+        self._counts: BoundedCache[Key, tuple[DataVersion, int]] = BoundedCache(4 * size)
+        self._pages: BoundedCache[Key, tuple[DataVersion, list[Row]]] = BoundedCache(size)
 
     def clear(self) -> None:
         """Forget everything (the database connection was opened anew)."""
         self._counts.clear()
         self._pages.clear()
 
-    async def count(self, sql: str, params: tuple[Any, ...], version: int | None = None) -> int:
+    async def count(
+        self, sql: str, params: tuple[Any, ...], version: DataVersion | None = None
+    ) -> int:
         """The single integer ``sql`` selects (a ``COUNT(*)``); 0 without a row.
 
         ``version`` is a data version the caller read earlier in the same
@@ -120,7 +127,7 @@ class ResultCache:
         return await _reuse(self._db, self._counts, sql, params, version, run, lambda _: True)
 
     async def fetch_all(
-        self, sql: str, params: tuple[Any, ...], version: int | None = None
+        self, sql: str, params: tuple[Any, ...], version: DataVersion | None = None
     ) -> list[Row]:
         """Every row of ``sql``; a hit answers without leaving the event loop.
 
@@ -136,10 +143,10 @@ class ResultCache:
 
 async def _reuse(
     db: Database,
-    cache: BoundedCache[tuple[Any, ...], tuple[int, T]],
+    cache: BoundedCache[Key, tuple[DataVersion, T]],
     sql: str,
     params: tuple[Any, ...],
-    version: int | None,
+    version: DataVersion | None,
     run: Callable[[], Awaitable[T]],
     keep: Callable[[T], bool],
 ) -> T:

@@ -10,7 +10,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from keel.core.errors import KeelError, MFARequiredError, TooManyRequestsError
-from keel.core.result_cache import BoundedCache
+from keel.core.result_cache import BoundedCache, Key
+from keel.storage.db.database import DataVersion
 
 
 class JSONResponse(Response):
@@ -43,6 +44,10 @@ def tagged_response(request: Request, body: bytes, etag: str) -> Response:
     return response
 
 
+#: A response's key from the core actions: the data version and what else it depends on.
+Reuse = tuple[DataVersion, Key]
+
+
 class ReusedResponses:
     """JSON response bodies kept by one worker process, each valid for one data version.
 
@@ -56,14 +61,14 @@ class ReusedResponses:
     """
 
     def __init__(self, size: int, max_body: int) -> None:
-        self._cache: BoundedCache[tuple[Any, ...], tuple[int, bytes, str]] = BoundedCache(size)
+        self._cache: BoundedCache[Key, tuple[DataVersion, bytes, str]] = BoundedCache(size)
         self._max_body = max_body
 
     def clear(self) -> None:
         """Forget every entry (data versions restart with the database connection)."""
         self._cache.clear()
 
-    def get(self, request: Request, reuse: tuple[int, tuple[Any, ...]] | None) -> Response | None:
+    def get(self, request: Request, reuse: Reuse | None) -> Response | None:
         """The kept response for ``reuse``, or ``None``."""
         if reuse is None:
             return None
@@ -72,9 +77,7 @@ class ReusedResponses:
             return None
         return tagged_response(request, hit[1], hit[2])
 
-    def respond(
-        self, request: Request, reuse: tuple[int, tuple[Any, ...]] | None, content: Any
-    ) -> Response:
+    def respond(self, request: Request, reuse: Reuse | None, content: Any) -> Response:
         """``content`` as a tagged JSON response, kept under ``reuse`` when given."""
         body, etag = tagged_json(content)
         if reuse is not None and len(body) <= self._max_body:

@@ -48,7 +48,7 @@ from keel.core.sort import sort_clause
 from keel.core.transaction import write_transaction
 from keel.core.visibility import records_json
 from keel.query.dialect import dialect_of
-from keel.storage.db.database import Executor
+from keel.storage.db.database import DataVersion, Executor
 from keel.storage.db.errors import UniqueViolationError
 
 MAX_CASCADE_DEPTH = 32
@@ -153,7 +153,7 @@ async def list_records(
 
 def list_key(
     app: App, coll: Collection, info: RequestInfo, query: ListQuery
-) -> tuple[int, tuple[Any, ...]] | None:
+) -> tuple[DataVersion, tuple[Any, ...]] | None:
     """The data version, and everything else a list response depends on.
 
     As :func:`view_key`, for the statements of ``query`` (the rule, the
@@ -203,7 +203,7 @@ async def view_record(
 
 def view_key(
     app: App, coll: Collection, record_id: str, info: RequestInfo, rule: RuleFilter | None = None
-) -> tuple[int, tuple[Any, ...]] | None:
+) -> tuple[DataVersion, tuple[Any, ...]] | None:
     """The data version, and everything else a view response depends on.
 
     ``rule`` is the view rule as compiled for ``info``, when the caller has it.
@@ -214,8 +214,9 @@ def view_key(
     hidden fields show. While the data version holds, equal keys mean equal
     responses. ``None`` where that does not cover everything: ``expand``
     (other collections' rules), auth collections (``emailVisibility`` and
-    ``manageRule``), engines without a data version, and rules that read the
-    clock or draw at random.
+    ``manageRule``), requests without a data version (PostgreSQL tells it only
+    through the request's schema check, :meth:`App.refresh`), and rules that
+    read the clock or draw at random.
 
     Raises:
         ForbiddenError: the rule is ``null`` and the caller is no superuser,
@@ -234,7 +235,7 @@ def _response_key(
     statements: tuple[tuple[str, tuple[Any, ...]], ...],
     sources: tuple[str, ...],
     *extra: Any,
-) -> tuple[int, tuple[Any, ...]] | None:
+) -> tuple[DataVersion, tuple[Any, ...]] | None:
     """The key of a response made from ``statements`` (SQL and bound values) and ``extra``.
 
     ``sources`` are the filter texts compiled into the statements. ``None``

@@ -12,6 +12,8 @@ from typing import Any, Protocol
 
 Row = tuple[Any, ...]
 Params = Sequence[Any]
+#: A value that changes whenever any connection commits (see :meth:`Database.data_version`).
+DataVersion = int | str
 
 
 class Executor(Protocol):
@@ -54,11 +56,24 @@ class Executor(Protocol):
 class Database(Executor, Protocol):
     """A storage engine: reads anywhere, writes inside transactions."""
 
-    def data_version(self) -> int | None:
-        """A number that changes whenever any connection commits, or ``None``.
+    def data_version(self) -> DataVersion | None:
+        """A value that changes whenever any connection commits, or ``None``.
 
         Lets callers cache derived results (e.g. counts) with exact
-        invalidation; engines that cannot tell cheaply return ``None``.
+        invalidation; engines that cannot tell without a statement return
+        ``None`` and tell it through :meth:`fetch_versioned`.
+        """
+        ...
+
+    async def fetch_versioned(
+        self, sql: str, params: Params = ()
+    ) -> tuple[Row | None, DataVersion | None]:
+        """Like :meth:`Executor.fetch_point`, with the data version the read saw.
+
+        Two calls that return equal versions had no commit, by any
+        connection, between them; a result computed after the first call
+        therefore still holds at the second. ``None`` where the engine cannot
+        tell.
         """
         ...
 

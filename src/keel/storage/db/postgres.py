@@ -36,6 +36,15 @@ def _numbered(sql: str) -> str:
     return "".join(out)
 
 
+@lru_cache(maxsize=64)
+def _versioned(sql: str) -> str:
+    """``sql`` as one row: the statement's snapshot, whether a row was found, the row."""
+    return (
+        "SELECT pg_current_snapshot()::text, q.* FROM (SELECT 1) AS one "
+        f"LEFT JOIN (SELECT TRUE AS found, q0.* FROM ({sql}) AS q0 LIMIT 1) AS q ON TRUE"
+    )
+
+
 def _translate(exc: BaseException) -> DatabaseError:
     if isinstance(exc, asyncpg.UniqueViolationError):
         return UniqueViolationError(
@@ -138,7 +147,19 @@ class PostgresDatabase(_Runner):
         return rows[0] if rows else None
 
     def data_version(self) -> int | None:
-        return None
+        return None  # only with a statement: see fetch_versioned
+
+    async def fetch_versioned(self, sql: str, params: Params = ()) -> tuple[Row | None, str]:
+        """The row, and the snapshot the statement ran under as the data version.
+
+        A snapshot (``xmin:xmax:in-progress ids``) fixes which transactions
+        are visible. Any commit moves the next snapshot's ``xmax`` past its
+        id or takes the id out of the in-progress list, so two equal
+        snapshots mean no transaction committed in between.
+        """
+        rows = await self.fetch_all(_versioned(sql), params)
+        first = rows[0]
+        return (first[2:] if first[1] else None), str(first[0])
 
     async def fetch_point(self, sql: str, params: Params = ()) -> Row | None:
         return await self.fetch_one(sql, params)

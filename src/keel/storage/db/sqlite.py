@@ -276,6 +276,10 @@ class SQLiteDatabase:
         row = self._inline.execute("PRAGMA data_version").fetchone()
         return int(row[0])
 
+    async def fetch_versioned(self, sql: str, params: Params = ()) -> tuple[Row | None, int | None]:
+        version = self.data_version()  # read first: a commit after it changes it
+        return await self.fetch_point(sql, params), version
+
     async def fetch_point(self, sql: str, params: Params = ()) -> Row | None:
         # Note: runs on the event loop thread. Callers only pass primary-key
         # lookups, which take microseconds; a thread hop costs far more.
