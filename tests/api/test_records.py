@@ -455,6 +455,25 @@ async def test_pagination(client: httpx.AsyncClient, schema: dict[str, Any]) -> 
     assert sorted(r["title"] for r in sorted_titles) == [r["title"] for r in sorted_titles]
 
 
+async def test_kept_sorts_follow_the_caller_and_the_schema(
+    client: httpx.AsyncClient, su: dict[str, str], schema: dict[str, Any]
+) -> None:
+    """A sort built once is kept per audience and dropped with the schema it was built on."""
+    base = "/api/collections/posts/records"
+    for _ in range(2):
+        assert 200 == (await client.get(f"{base}?sort=-secret", headers=su)).status_code
+        assert 400 == (await client.get(f"{base}?sort=-secret")).status_code
+        assert 200 == (await client.get(f"{base}?sort=-views")).status_code
+    posts = schema["posts"]
+    fields = [{**f, "hidden": True} if f["name"] == "views" else f for f in posts["fields"]]
+    changed = await client.patch(
+        f"/api/collections/{posts['id']}", json={"fields": fields}, headers=su
+    )
+    assert 200 == changed.status_code, changed.text
+    assert 400 == (await client.get(f"{base}?sort=-views")).status_code
+    assert 200 == (await client.get(f"{base}?sort=-views", headers=su)).status_code
+
+
 @pytest.mark.parametrize(
     "query",
     [

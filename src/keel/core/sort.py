@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from keel.core.app import App
 
 MAX_SORT_TERMS = 8
+#: Distinct sorts kept per collection (the table is emptied when full).
+MAX_KEPT_SORTS = 256
 
 
 def _pg_json_keys(sql: str) -> list[str]:
@@ -51,12 +53,33 @@ def sort_clause(
 ) -> tuple[str, tuple[Any, ...]]:
     """The ``ORDER BY`` body and its parameters for a ``sort`` value.
 
+    A sort of the collection's own fields depends only on the schema and on
+    whether hidden fields may be used, so it is built once and kept on the
+    collection (which a schema change replaces). Relation paths apply the
+    related collections' rules for the caller and are built every time.
+
     Raises:
         BadRequestError: an unknown or hidden field, a multi-valued path, or
             too many terms.
     """
-    dialect = app.dialect
     superuser = info.auth.is_superuser and info.auth.unrestricted
+    if "." in sort or ":" in sort:
+        return _build(app, coll, sort, info, superuser)
+    kept: dict[tuple[str, bool], tuple[str, tuple[Any, ...]]] = coll.cached("sorts", dict)
+    key = (sort, superuser)
+    clause = kept.get(key)
+    if clause is None:
+        clause = _build(app, coll, sort, info, superuser)  # raises before anything is kept
+        if len(kept) >= MAX_KEPT_SORTS:
+            kept.clear()
+        kept[key] = clause
+    return clause
+
+
+def _build(
+    app: App, coll: Collection, sort: str, info: RequestInfo, superuser: bool
+) -> tuple[str, tuple[Any, ...]]:
+    dialect = app.dialect
     resolver = RecordResolver(
         app.find_collection,
         coll,
