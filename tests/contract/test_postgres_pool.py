@@ -7,10 +7,12 @@ trip per statement saved); these tests pin what that may and may not keep.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
 
+from keel.storage.db.errors import DatabaseBusyError
 from keel.storage.db.postgres import PostgresDatabase
 
 pytestmark = pytest.mark.parametrize("engine", ["postgres"])
@@ -74,3 +76,51 @@ async def test_cancelled_transaction_is_rolled_back_before_reuse(pool: PostgresD
         await task
     assert not await _in_transaction(pool)
     assert [] == await pool.fetch_all("SELECT id FROM items")
+
+
+async def test_a_new_connection_starts_a_new_data_version(pool: PostgresDatabase) -> None:
+    """Versions read on connections opened later never match earlier ones.
+
+    A crash, failover or restore hands transaction ids out again, so a
+    snapshot can repeat over other data; all of them end every connection.
+    """
+    version_sql = "SELECT id FROM items WHERE id = ?"
+    row, before = await pool.fetch_versioned(version_sql, ("a",))
+    assert row is None and before is not None
+    pid = await pool.fetch_one("SELECT pg_backend_pid()")
+    assert pid is not None
+    other = PostgresDatabase(pool.url, min_size=1, max_size=1)
+    await other.connect()
+    try:
+        await other.fetch_one("SELECT pg_terminate_backend(?)", (pid[0],))
+    finally:
+        await other.close()
+    after = None
+    for _ in range(2):  # the first statement may be the one that finds the connection gone
+        with contextlib.suppress(DatabaseBusyError):
+            _, after = await pool.fetch_versioned(version_sql, ("a",))
+            break
+    assert after is not None
+    assert before.split("/")[0] != after.split("/")[0]
+
+
+async def test_a_connection_ended_by_the_server_is_a_busy_error(pool: PostgresDatabase) -> None:
+    """A statement whose session the server ends (a restart, an administrator) may be retried."""
+    other = PostgresDatabase(pool.url, min_size=1, max_size=1)
+    await other.connect()
+    try:
+        running = asyncio.create_task(pool.fetch_one("SELECT pg_sleep(30)"))
+        pid = None
+        for _ in range(10_000):  # until the sleep is under way
+            pid = await other.fetch_one(
+                "SELECT pid FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)'"
+            )
+            if pid is not None:
+                break
+        assert pid is not None
+        await other.fetch_one("SELECT pg_terminate_backend(?)", (pid[0],))
+        with pytest.raises(DatabaseBusyError):
+            await running
+    finally:
+        await other.close()
+    assert [] == await pool.fetch_all("SELECT id FROM items")  # and the pool recovers

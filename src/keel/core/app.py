@@ -27,13 +27,14 @@ from keel.hooks import Hook
 from keel.mailer.smtp import Mailer
 from keel.query.dialect import Dialect, dialect_of
 from keel.security.password import Passwords
-from keel.storage.db.database import Database, DataVersion, Executor
+from keel.storage.db.database import Database, DataVersion, Executor, Row
 from keel.storage.db.url import open_database
 from keel.storage.files.storage import FileStorage, open_file_storage
 from keel.storage.pubsub.pubsub import PubSub, PubSubError, open_pubsub
 
 log = logging.getLogger("keel.app")
 
+#: The row that changes whenever collections or settings change (see bump_version).
 _VERSION_SQL = "SELECT value FROM _params WHERE id = 'version'"
 #: How long ``stop`` waits for background work (mail) to finish.
 STOP_GRACE_SECONDS = 10.0
@@ -175,7 +176,7 @@ class App:
             return seen
         else:
             row = await self.db.fetch_point(_VERSION_SQL)
-        if (str(row[0]) if row else "") != self._version:
+        if _version_text(row) != self._version:
             await self.reload()
         self._checked_at = seen
         return seen
@@ -186,8 +187,7 @@ class App:
         return self._version or ""
 
     async def _read_version(self) -> str:
-        row = await self.db.fetch_point(_VERSION_SQL)
-        return str(row[0]) if row else ""
+        return _version_text(await self.db.fetch_point(_VERSION_SQL))
 
     async def bump_version(self, tx: Executor) -> None:
         """Mark the schema or settings changed, inside the changing transaction."""
@@ -218,3 +218,7 @@ class App:
         if coll is None:
             raise NotFoundError(message)
         return coll
+
+
+def _version_text(row: Row | None) -> str:
+    return str(row[0]) if row else ""

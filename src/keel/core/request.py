@@ -75,8 +75,9 @@ class RequestInfo:
 
     ``data_version`` is not for rules: it is the database's data version
     read when this request began (see :meth:`App.refresh`), which reused
-    results may be keyed by instead of reading it again; ``None`` where
-    nothing was read, and then it is read when needed.
+    results may be keyed by instead of reading it again. Where it is
+    ``None``, engines with a version that needs no statement (SQLite) read
+    it when needed; on the others nothing is reused.
     """
 
     auth: Auth = ANONYMOUS

@@ -30,7 +30,8 @@ K = TypeVar("K")
 V = TypeVar("V")
 T = TypeVar("T")
 
-#: What entries are found by: the SQL, its bound values and their types.
+#: What an entry is found by: for results, the SQL, its bound values and their
+#: types (:func:`cache_key`); for responses, that and what else they depend on.
 Key = tuple[Any, ...]
 
 #: SQL fragments whose result can change while the data does not.

@@ -65,7 +65,7 @@ class ReusedResponses:
         self._max_body = max_body
 
     def clear(self) -> None:
-        """Forget every entry (data versions restart with the database connection)."""
+        """Forget every entry (SQLite's data version restarts with its connection)."""
         self._cache.clear()
 
     def get(self, request: Request, reuse: Reuse | None) -> Response | None:

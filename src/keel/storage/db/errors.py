@@ -10,7 +10,8 @@ its own domain errors::
      ├── SchemaMismatchError    a table or column the statement names is gone
      ├── InvalidValueError      a bound value the engine cannot store (e.g. NUL)
      ├── StatementTimeoutError  the statement ran past its time budget
-     └── DatabaseBusyError      the write lock could not be taken in time
+     └── DatabaseBusyError      the write lock could not be taken in time, or the
+                                database could not be reached
 """
 
 from __future__ import annotations
@@ -60,4 +61,5 @@ class StatementTimeoutError(DatabaseError):
 
 
 class DatabaseBusyError(DatabaseError):
-    """The write lock stayed taken by another process for too long."""
+    """The write lock stayed taken by another process for too long, or the
+    database could not be reached (a server restart, the network): try again."""

@@ -7,6 +7,7 @@ bound, so a ``?`` can only be a placeholder.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import lru_cache
@@ -17,6 +18,7 @@ from asyncpg.exceptions._base import DataError as ClientDataError
 
 from keel.storage.db.database import Executor, Params, Row
 from keel.storage.db.errors import (
+    DatabaseBusyError,
     DatabaseError,
     IntegrityError,
     InvalidValueError,
@@ -36,13 +38,41 @@ def _numbered(sql: str) -> str:
     return "".join(out)
 
 
+#: The oldest server version Keel runs on (``pg_current_snapshot`` is new in 13).
+MIN_SERVER_VERSION = 13
+
+
 @lru_cache(maxsize=64)
 def _versioned(sql: str) -> str:
-    """``sql`` as one row: the statement's snapshot, whether a row was found, the row."""
+    """``sql`` as one row: the statement's snapshot, whether a row was found, the row.
+
+    ``sql`` is one SELECT without a trailing ``;``, comment or locking
+    clause. A standby (a pooler may route reads to one) gives no snapshot:
+    there, in-progress transactions are not listed, so a commit need not
+    change it.
+    """
     return (
-        "SELECT pg_current_snapshot()::text, q.* FROM (SELECT 1) AS one "
+        "SELECT CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_snapshot()::text END, "
+        "q.* FROM (SELECT 1) AS one "
         f"LEFT JOIN (SELECT TRUE AS found, q0.* FROM ({sql}) AS q0 LIMIT 1) AS q ON TRUE"
     )
+
+
+#: What a connection that could not be made or was lost raises (a server
+#: restart, a failover, the network). asyncpg's client-side DataError is an
+#: InterfaceError too; _translate tells it apart first.
+_LOST = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InternalClientError,
+)
+#: The server ending a session: an administrator, a crash, a start-up.
+_SHUTDOWN = (asyncpg.AdminShutdownError, asyncpg.CrashShutdownError, asyncpg.CannotConnectNowError)
+#: Every driver error a statement can raise.
+_DRIVER = (asyncpg.PostgresError, *_LOST)
+#: Errors after which a connection is not used again.
+_BROKEN = (*_LOST, *_SHUTDOWN)
 
 
 def _translate(exc: BaseException) -> DatabaseError:
@@ -60,7 +90,18 @@ def _translate(exc: BaseException) -> DatabaseError:
         return StatementTimeoutError(str(exc))
     if isinstance(exc, (asyncpg.DataError, ClientDataError, asyncpg.ProgramLimitExceededError)):
         return InvalidValueError(str(exc))
+    if isinstance(exc, (*_LOST, *_SHUTDOWN)):
+        return DatabaseBusyError(f"the database connection failed: {exc}")
     return DatabaseError(str(exc))
+
+
+def _failed(conn: Any, exc: BaseException) -> DatabaseError:
+    """``exc`` translated; a connection it broke is closed, so the pool replaces it."""
+    if isinstance(exc, _BROKEN) and not isinstance(exc, ClientDataError):
+        # A connection the server closed was handed back to the pool already.
+        with contextlib.suppress(asyncpg.InterfaceError):
+            conn.terminate()
+    return _translate(exc)
 
 
 async def _keep_session(conn: Any) -> None:
@@ -85,15 +126,15 @@ class _Runner:
     async def _conn_fetch(self, conn: Any, sql: str, params: Params) -> list[Row]:
         try:
             records = await conn.fetch(_numbered(sql), *params)
-        except (asyncpg.PostgresError, ClientDataError) as exc:
-            raise _translate(exc) from exc
+        except _DRIVER as exc:
+            raise _failed(conn, exc) from exc
         return [_row(r) for r in records]
 
     async def _conn_execute(self, conn: Any, sql: str, params: Params) -> int:
         try:
             status: str = await conn.execute(_numbered(sql), *params)
-        except (asyncpg.PostgresError, ClientDataError) as exc:
-            raise _translate(exc) from exc
+        except _DRIVER as exc:
+            raise _failed(conn, exc) from exc
         tail = status.rsplit(" ", 1)[-1]
         return int(tail) if tail.isdigit() else 0
 
@@ -120,6 +161,8 @@ class PostgresDatabase(_Runner):
         self._max = max_size
         self._timeout = statement_timeout_ms
         self._pool: Any = None
+        #: Connections opened so far: part of the data version (see fetch_versioned).
+        self._opened = 0
 
     async def connect(self) -> None:
         try:
@@ -129,71 +172,106 @@ class PostgresDatabase(_Runner):
                 max_size=self._max,
                 server_settings={"statement_timeout": str(self._timeout)},
                 reset=_keep_session,
+                init=self._on_open,
             )
+            async with self._pool.acquire() as conn:
+                major = conn.get_server_version().major
         except (OSError, asyncpg.PostgresError) as exc:
             raise DatabaseError(f"cannot connect to PostgreSQL: {exc}") from exc
+        if major < MIN_SERVER_VERSION:
+            await self.close()
+            raise DatabaseError(
+                f"PostgreSQL {MIN_SERVER_VERSION} or later is required (the server runs {major})"
+            )
+
+    async def _on_open(self, conn: Any) -> None:
+        self._opened += 1
 
     async def close(self) -> None:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
 
+    async def _acquire(self) -> Any:
+        try:
+            return await self._pool.acquire()
+        except _DRIVER as exc:
+            raise _translate(exc) from exc
+
     async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
-        async with self._pool.acquire() as conn:
+        conn = await self._acquire()
+        try:
             return await self._conn_fetch(conn, sql, params)
+        finally:
+            await self._pool.release(conn)
 
     async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
         rows = await self.fetch_all(sql, params)
         return rows[0] if rows else None
 
-    def data_version(self) -> int | None:
+    def data_version(self) -> None:
         return None  # only with a statement: see fetch_versioned
 
-    async def fetch_versioned(self, sql: str, params: Params = ()) -> tuple[Row | None, str]:
+    async def fetch_versioned(self, sql: str, params: Params = ()) -> tuple[Row | None, str | None]:
         """The row, and the snapshot the statement ran under as the data version.
 
-        A snapshot (``xmin:xmax:in-progress ids``) fixes which transactions
-        are visible. Any commit moves the next snapshot's ``xmax`` past its
-        id or takes the id out of the in-progress list, so two equal
-        snapshots mean no transaction committed in between.
+        On a primary, a snapshot (``xmin:xmax:in-progress ids``) fixes which
+        transactions are visible: any commit or abort moves the next
+        snapshot's ``xmax`` past its id or takes the id out of the
+        in-progress list, so two equal snapshots mean no transaction ended in
+        between. That holds within one run of the server: after a crash, a
+        failover or a restore, ids are handed out again and a snapshot can
+        repeat over other data. Every connection opened changes the version
+        as well, and those events all mean new connections, so versions from
+        before them never match versions after. No version on a standby.
         """
         rows = await self.fetch_all(_versioned(sql), params)
         first = rows[0]
-        return (first[2:] if first[1] else None), str(first[0])
+        # Read after the statement: the count then includes its own connection.
+        version = None if first[0] is None else f"{self._opened}/{first[0]}"
+        return (first[2:] if first[1] else None), version
 
     async def fetch_point(self, sql: str, params: Params = ()) -> Row | None:
         return await self.fetch_one(sql, params)
 
     async def execute(self, sql: str, params: Params = ()) -> int:
-        async with self._pool.acquire() as conn:
+        conn = await self._acquire()
+        try:
             return await self._conn_execute(conn, sql, params)
+        finally:
+            await self._pool.release(conn)
 
     async def execute_point(self, sql: str, params: Params = ()) -> int:
         return await self.execute(sql, params)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Executor]:
-        async with self._pool.acquire() as conn:
+        conn = await self._acquire()
+        try:
             tx = conn.transaction()
             try:
                 await tx.start()
-            except asyncpg.PostgresError as exc:
-                raise _translate(exc) from exc
+            except _DRIVER as exc:
+                raise _failed(conn, exc) from exc
             runner = _PostgresTransaction(conn)
             try:
                 yield runner
             except BaseException:
-                await tx.rollback()
-                raise
-            else:
-                if runner.failed:
-                    # PostgreSQL would turn this COMMIT into a silent ROLLBACK.
+                # A lost connection has rolled back already, on the server.
+                with contextlib.suppress(*_LOST):
                     await tx.rollback()
-                    raise DatabaseError("transaction aborted by an earlier error; rolled back")
-                try:
-                    await tx.commit()
-                except asyncpg.PostgresError as exc:
-                    raise _translate(exc) from exc
+                raise
+            if runner.failed:
+                # PostgreSQL would turn this COMMIT into a silent ROLLBACK.
+                with contextlib.suppress(*_LOST):
+                    await tx.rollback()
+                raise DatabaseError("transaction aborted by an earlier error; rolled back")
+            try:
+                await tx.commit()
+            except _DRIVER as exc:
+                raise _failed(conn, exc) from exc
+        finally:
+            await self._pool.release(conn)
 
 
 class _PostgresTransaction(_Runner):
