@@ -254,8 +254,14 @@ async def events(tx: Executor) -> None:
         await tx.execute(stmt)
 
 
+async def events_by_id(tx: Executor) -> None:
+    """The outbox is pruned by id: its stamp index only cost every write a page."""
+    await tx.execute("DROP INDEX IF EXISTS idx__keel_events_stamp")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_init", init),
     ("0002_auth", auth),
     ("0003_events", events),
+    ("0004_events_by_id", events_by_id),
 ]
