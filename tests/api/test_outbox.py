@@ -45,3 +45,18 @@ async def test_prune_bisects_over_gaps_in_the_ids(app: App) -> None:
     stamps = {i: now - RETENTION_SECONDS - 1000 + 30 * n for n, i in enumerate(ids)}
     await prune(app.db)
     assert [i for i in kept if stamps[i] >= now - RETENTION_SECONDS] == await _ids(app)
+
+
+async def test_prune_keeps_an_event_whose_clock_was_behind(app: App) -> None:
+    """An old stamp among recent events (a node's clock running late) takes none of them along.
+
+    The bisection's first probe lands on the third event, stamped in the past.
+    """
+    await app.db.execute("DELETE FROM _keel_events")
+    now = time.time()
+    past = now - RETENTION_SECONDS - 100
+    for stamp in [past, now - 10, past + 5, now - 8, now - 5, now - 4]:
+        await app.db.execute(INSERT, (stamp,))
+    ids = await _ids(app)
+    await prune(app.db)
+    assert [ids[1], *ids[3:]] == await _ids(app)

@@ -12,7 +12,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from keel.storage.db.errors import DatabaseBusyError
+from keel.storage.db.errors import (
+    DatabaseBusyError,
+    DatabaseError,
+    SchemaMismatchError,
+    UniqueViolationError,
+)
 from keel.storage.db.postgres import PostgresDatabase
 
 pytestmark = pytest.mark.parametrize("engine", ["postgres"])
@@ -31,15 +36,21 @@ async def pool(database_url: str) -> AsyncIterator[PostgresDatabase]:
 
 
 async def _in_transaction(db: PostgresDatabase) -> bool:
-    """Whether the pooled connection is inside a transaction left open earlier.
+    """Whether the pooled connection is inside a transaction left open after a write.
 
-    ``now()`` is the start of the current transaction: two statements of their
-    own see two times, two statements inside one open transaction the same.
+    A statement of its own has no transaction id; one inside a transaction
+    that wrote has that transaction's (and inside one that failed, PostgreSQL
+    refuses the statement).
     """
-    first = await db.fetch_one("SELECT now()")
-    await asyncio.sleep(0.01)
-    second = await db.fetch_one("SELECT now()")
-    return first == second
+    row = await db.fetch_one("SELECT pg_current_xact_id_if_assigned() IS NOT NULL")
+    assert row is not None
+    return bool(row[0])
+
+
+async def _backend(db: PostgresDatabase) -> int:
+    row = await db.fetch_one("SELECT pg_backend_pid()")
+    assert row is not None
+    return int(row[0])
 
 
 async def test_release_runs_no_reset_statement(pool: PostgresDatabase) -> None:
@@ -86,19 +97,22 @@ async def test_a_new_connection_starts_a_new_data_version(pool: PostgresDatabase
     """
     version_sql = "SELECT id FROM items WHERE id = ?"
     row, before = await pool.fetch_versioned(version_sql, ("a",))
-    assert row is None and before is not None
-    pid = await pool.fetch_one("SELECT pg_backend_pid()")
-    assert pid is not None
+    assert row is None
+    assert before is not None
+    pid = await _backend(pool)
     other = PostgresDatabase(pool.url, min_size=1, max_size=1)
     await other.connect()
     try:
-        await other.fetch_one("SELECT pg_terminate_backend(?)", (pid[0],))
+        await other.fetch_one("SELECT pg_terminate_backend(?)", (pid,))
     finally:
         await other.close()
     after = None
-    for _ in range(2):  # the first statement may be the one that finds the connection gone
+    for _ in range(3):
+        # The first statement may find the connection gone (busy), and one
+        # that opens a new connection gets no version.
         with contextlib.suppress(DatabaseBusyError):
             _, after = await pool.fetch_versioned(version_sql, ("a",))
+        if after is not None:
             break
     assert after is not None
     assert before.split("/")[0] != after.split("/")[0]
@@ -106,21 +120,42 @@ async def test_a_new_connection_starts_a_new_data_version(pool: PostgresDatabase
 
 async def test_a_connection_ended_by_the_server_is_a_busy_error(pool: PostgresDatabase) -> None:
     """A statement whose session the server ends (a restart, an administrator) may be retried."""
+    pid = await _backend(pool)
     other = PostgresDatabase(pool.url, min_size=1, max_size=1)
     await other.connect()
     try:
         running = asyncio.create_task(pool.fetch_one("SELECT pg_sleep(30)"))
-        pid = None
+        sleeping = None
         for _ in range(10_000):  # until the sleep is under way
-            pid = await other.fetch_one(
-                "SELECT pid FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)'"
+            sleeping = await other.fetch_one(
+                "SELECT 1 FROM pg_stat_activity WHERE pid = ? AND wait_event = 'PgSleep'", (pid,)
             )
-            if pid is not None:
+            if sleeping is not None:
                 break
-        assert pid is not None
-        await other.fetch_one("SELECT pg_terminate_backend(?)", (pid[0],))
+        assert sleeping is not None
+        await other.fetch_one("SELECT pg_terminate_backend(?)", (pid,))
         with pytest.raises(DatabaseBusyError):
             await running
     finally:
         await other.close()
     assert [] == await pool.fetch_all("SELECT id FROM items")  # and the pool recovers
+
+
+@pytest.mark.parametrize(
+    ("sql", "params", "error"),
+    [
+        ("INSERT INTO items (id) VALUES (?)", ("a",), UniqueViolationError),
+        ("SELECT id FROM items WHERE id = ? AND id = ?", ("a",), DatabaseError),
+        ("SELECT no_such_column FROM items", (), SchemaMismatchError),
+    ],
+)
+async def test_a_statement_error_keeps_the_connection(
+    pool: PostgresDatabase, sql: str, params: tuple[str, ...], error: type[Exception]
+) -> None:
+    """A statement's own error (or a wrong call) is no lost connection: no retry, no reconnect."""
+    await pool.execute("INSERT INTO items (id) VALUES (?)", ("a",))
+    pid = await _backend(pool)
+    with pytest.raises(error) as raised:
+        await pool.execute(sql, params)
+    assert not isinstance(raised.value, DatabaseBusyError)
+    assert pid == await _backend(pool)

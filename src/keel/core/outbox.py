@@ -47,24 +47,6 @@ class OutboxEvent:
     created: str
 
 
-def create_table_sql(dialect_name: str) -> list[str]:
-    """The outbox tables as migration ``0003_events`` made them (``0004`` drops the stamp index)."""
-    serial = (
-        "BIGSERIAL PRIMARY KEY"
-        if dialect_name == "postgres"
-        else "INTEGER PRIMARY KEY AUTOINCREMENT"
-    )
-    return [
-        f"CREATE TABLE _keel_events (id {serial}, collection TEXT NOT NULL, "
-        "record TEXT NOT NULL, action TEXT NOT NULL, data TEXT NOT NULL, old TEXT, "
-        "created TEXT NOT NULL, stamp DOUBLE PRECISION NOT NULL)",
-        "CREATE INDEX idx__keel_events_stamp ON _keel_events (stamp)",
-        "CREATE TABLE _keel_realtime (id TEXT PRIMARY KEY NOT NULL, auth TEXT NOT NULL, "
-        "subscriptions TEXT NOT NULL, updated DOUBLE PRECISION NOT NULL)",
-        "CREATE INDEX idx__keel_realtime_updated ON _keel_realtime (updated)",
-    ]
-
-
 async def record_event(
     ex: Executor, coll: Collection, action: str, record: Record, old: Record | None = None
 ) -> None:
@@ -178,8 +160,10 @@ async def prune(db: Database) -> None:
     """Delete events older than the retention window.
 
     Ids grow with time (stamps are taken just before the insert that draws
-    the id), so the events to delete are those up to the newest id stamped
-    before the cutoff, found by bisecting on id: a few primary-key reads.
+    the id), so the events to delete lie up to the newest id stamped before
+    the cutoff, found by bisecting on id: a few primary-key reads. Nodes'
+    clocks may disagree, so an event in that range is deleted only if its own
+    stamp is past the cutoff too.
     """
     cutoff = time.time() - RETENTION_SECONDS
     low, high = await oldest_id(db), await last_id(db)
@@ -196,4 +180,6 @@ async def prune(db: Database) -> None:
             low = older + 1
     if older:
         async with db.transaction() as tx:
-            await tx.execute("DELETE FROM _keel_events WHERE id <= ?", (older,))
+            await tx.execute(
+                "DELETE FROM _keel_events WHERE id <= ? AND stamp < ?", (older, cutoff)
+            )

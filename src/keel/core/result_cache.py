@@ -33,6 +33,9 @@ T = TypeVar("T")
 #: What an entry is found by: for results, the SQL, its bound values and their
 #: types (:func:`cache_key`); for responses, that and what else they depend on.
 Key = tuple[Any, ...]
+#: A response's key from the core actions (``view_key``, ``list_key``): the
+#: data version it holds for, and what else it depends on.
+ResponseKey = tuple[DataVersion, Key]
 
 #: SQL fragments whose result can change while the data does not.
 _VOLATILE = ("RANDOM(", "strftime(")

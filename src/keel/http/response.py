@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from keel.core.errors import KeelError, MFARequiredError, TooManyRequestsError
-from keel.core.result_cache import BoundedCache, Key
+from keel.core.result_cache import BoundedCache, Key, ResponseKey
 from keel.storage.db.database import DataVersion
 
 
@@ -44,10 +44,6 @@ def tagged_response(request: Request, body: bytes, etag: str) -> Response:
     return response
 
 
-#: A response's key from the core actions: the data version and what else it depends on.
-Reuse = tuple[DataVersion, Key]
-
-
 class ReusedResponses:
     """JSON response bodies kept by one worker process, each valid for one data version.
 
@@ -68,7 +64,7 @@ class ReusedResponses:
         """Forget every entry (SQLite's data version restarts with its connection)."""
         self._cache.clear()
 
-    def get(self, request: Request, reuse: Reuse | None) -> Response | None:
+    def get(self, request: Request, reuse: ResponseKey | None) -> Response | None:
         """The kept response for ``reuse``, or ``None``."""
         if reuse is None:
             return None
@@ -77,7 +73,7 @@ class ReusedResponses:
             return None
         return tagged_response(request, hit[1], hit[2])
 
-    def respond(self, request: Request, reuse: Reuse | None, content: Any) -> Response:
+    def respond(self, request: Request, reuse: ResponseKey | None, content: Any) -> Response:
         """``content`` as a tagged JSON response, kept under ``reuse`` when given."""
         body, etag = tagged_json(content)
         if reuse is not None and len(body) <= self._max_body:

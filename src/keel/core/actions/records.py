@@ -35,7 +35,7 @@ from keel.core.outbox import record_event
 from keel.core.record import Record, from_row, insert_sql, select_sql, update_sql
 from keel.core.record_form import apply_body, blank_record
 from keel.core.request import RequestInfo
-from keel.core.result_cache import cache_key, reusable
+from keel.core.result_cache import ResponseKey, cache_key, reusable
 from keel.core.rule import (
     ALL_ROWS,
     RuleFilter,
@@ -48,7 +48,7 @@ from keel.core.sort import sort_clause
 from keel.core.transaction import write_transaction
 from keel.core.visibility import records_json
 from keel.query.dialect import dialect_of
-from keel.storage.db.database import DataVersion, Executor
+from keel.storage.db.database import Executor
 from keel.storage.db.errors import UniqueViolationError
 
 MAX_CASCADE_DEPTH = 32
@@ -151,9 +151,7 @@ async def list_records(
     return page_json(params, items, total), records
 
 
-def list_key(
-    app: App, coll: Collection, info: RequestInfo, query: ListQuery
-) -> tuple[DataVersion, tuple[Any, ...]] | None:
+def list_key(app: App, coll: Collection, info: RequestInfo, query: ListQuery) -> ResponseKey | None:
     """The data version, and everything else a list response depends on.
 
     As :func:`view_key`, for the statements of ``query`` (the rule, the
@@ -203,7 +201,7 @@ async def view_record(
 
 def view_key(
     app: App, coll: Collection, record_id: str, info: RequestInfo, rule: RuleFilter | None = None
-) -> tuple[DataVersion, tuple[Any, ...]] | None:
+) -> ResponseKey | None:
     """The data version, and everything else a view response depends on.
 
     ``rule`` is the view rule as compiled for ``info``, when the caller has it.
@@ -235,7 +233,7 @@ def _response_key(
     statements: tuple[tuple[str, tuple[Any, ...]], ...],
     sources: tuple[str, ...],
     *extra: Any,
-) -> tuple[DataVersion, tuple[Any, ...]] | None:
+) -> ResponseKey | None:
     """The key of a response made from ``statements`` (SQL and bound values) and ``extra``.
 
     ``sources`` are the filter texts compiled into the statements. ``None``

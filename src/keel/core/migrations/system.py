@@ -19,7 +19,6 @@ from keel.core.fields.date import AutodateField, DateField, now_text
 from keel.core.fields.json import JSONField
 from keel.core.fields.number import BoolField, NumberField
 from keel.core.fields.text import EmailField, PasswordField, TextField
-from keel.core.outbox import create_table_sql as outbox_table_sql
 from keel.core.schema import create_table
 from keel.core.settings import default_settings
 from keel.query.dialect import dialect_of
@@ -249,8 +248,21 @@ async def auth(tx: Executor) -> None:
 
 
 async def events(tx: Executor) -> None:
-    """The event outbox read by realtime."""
-    for stmt in outbox_table_sql(dialect_of(tx).name):
+    """The event outbox read by realtime (keel.core.outbox) and realtime clients."""
+    serial = (
+        "BIGSERIAL PRIMARY KEY"
+        if dialect_of(tx).name == "postgres"
+        else "INTEGER PRIMARY KEY AUTOINCREMENT"
+    )
+    for stmt in (
+        f"CREATE TABLE _keel_events (id {serial}, collection TEXT NOT NULL, "
+        "record TEXT NOT NULL, action TEXT NOT NULL, data TEXT NOT NULL, old TEXT, "
+        "created TEXT NOT NULL, stamp DOUBLE PRECISION NOT NULL)",
+        "CREATE INDEX idx__keel_events_stamp ON _keel_events (stamp)",
+        "CREATE TABLE _keel_realtime (id TEXT PRIMARY KEY NOT NULL, auth TEXT NOT NULL, "
+        "subscriptions TEXT NOT NULL, updated DOUBLE PRECISION NOT NULL)",
+        "CREATE INDEX idx__keel_realtime_updated ON _keel_realtime (updated)",
+    ):
         await tx.execute(stmt)
 
 

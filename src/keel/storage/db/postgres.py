@@ -52,27 +52,25 @@ def _versioned(sql: str) -> str:
     change it.
     """
     return (
-        "SELECT CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_snapshot()::text END, "
+        "SELECT CASE WHEN pg_is_in_recovery() THEN NULL "
+        "ELSE pg_postmaster_start_time()::text || ' ' || pg_current_snapshot()::text END, "
         "q.* FROM (SELECT 1) AS one "
         f"LEFT JOIN (SELECT TRUE AS found, q0.* FROM ({sql}) AS q0 LIMIT 1) AS q ON TRUE"
     )
 
 
-#: What a connection that could not be made or was lost raises (a server
-#: restart, a failover, the network). asyncpg's client-side DataError is an
-#: InterfaceError too; _translate tells it apart first.
-_LOST = (
+#: Every error the driver or its pool can raise.
+_DRIVER = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError)
+#: The connection could not be made or is gone: a server restart, a failover,
+#: an administrator ending the session, the network. (asyncpg also raises a
+#: plain InterfaceError on a connection closed under it: see _gone.)
+_GONE = (
     OSError,
-    asyncpg.InterfaceError,
     asyncpg.PostgresConnectionError,
-    asyncpg.InternalClientError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.CannotConnectNowError,
 )
-#: The server ending a session: an administrator, a crash, a start-up.
-_SHUTDOWN = (asyncpg.AdminShutdownError, asyncpg.CrashShutdownError, asyncpg.CannotConnectNowError)
-#: Every driver error a statement can raise.
-_DRIVER = (asyncpg.PostgresError, *_LOST)
-#: Errors after which a connection is not used again.
-_BROKEN = (*_LOST, *_SHUTDOWN)
 
 
 def _translate(exc: BaseException) -> DatabaseError:
@@ -90,18 +88,52 @@ def _translate(exc: BaseException) -> DatabaseError:
         return StatementTimeoutError(str(exc))
     if isinstance(exc, (asyncpg.DataError, ClientDataError, asyncpg.ProgramLimitExceededError)):
         return InvalidValueError(str(exc))
-    if isinstance(exc, (*_LOST, *_SHUTDOWN)):
+    if isinstance(exc, (*_GONE, asyncpg.TooManyConnectionsError)):
         return DatabaseBusyError(f"the database connection failed: {exc}")
     return DatabaseError(str(exc))
 
 
+def _closed(conn: Any) -> bool:
+    try:
+        return bool(conn.is_closed())
+    except asyncpg.InterfaceError:
+        return True  # asyncpg hands a connection that closed back to the pool at once
+
+
+def _gone(conn: Any, exc: BaseException) -> bool:
+    """Whether ``exc`` means the connection is gone (not a statement's own error)."""
+    if isinstance(exc, _GONE):
+        return True
+    if isinstance(exc, asyncpg.InternalClientError):
+        return True  # the connection's protocol state broke (seen when the server ended it)
+    lost = isinstance(exc, asyncpg.InterfaceError) and not isinstance(exc, ClientDataError)
+    return lost and _closed(conn)
+
+
+def _close(conn: Any) -> None:
+    """Close ``conn`` so the pool opens a new one in its place."""
+    with contextlib.suppress(asyncpg.InterfaceError):
+        conn.terminate()
+
+
 def _failed(conn: Any, exc: BaseException) -> DatabaseError:
-    """``exc`` translated; a connection it broke is closed, so the pool replaces it."""
-    if isinstance(exc, _BROKEN) and not isinstance(exc, ClientDataError):
-        # A connection the server closed was handed back to the pool already.
-        with contextlib.suppress(asyncpg.InterfaceError):
-            conn.terminate()
-    return _translate(exc)
+    """``exc`` translated; a connection that is gone is closed and may be retried.
+
+    Other errors (a statement's own, or a bug in Keel's SQL) keep the
+    connection and are no :class:`DatabaseBusyError`.
+    """
+    if not _gone(conn, exc):
+        return _translate(exc)
+    _close(conn)
+    return DatabaseBusyError(f"the database connection failed: {exc}")
+
+
+async def _roll_back(conn: Any, tx: Any) -> None:
+    """Roll back ``tx``; a connection that cannot is closed (the server then rolls back)."""
+    try:
+        await tx.rollback()
+    except _DRIVER:
+        _close(conn)
 
 
 async def _keep_session(conn: Any) -> None:
@@ -176,7 +208,8 @@ class PostgresDatabase(_Runner):
             )
             async with self._pool.acquire() as conn:
                 major = conn.get_server_version().major
-        except (OSError, asyncpg.PostgresError) as exc:
+        except _DRIVER as exc:
+            await self.close()
             raise DatabaseError(f"cannot connect to PostgreSQL: {exc}") from exc
         if major < MIN_SERVER_VERSION:
             await self.close()
@@ -189,8 +222,13 @@ class PostgresDatabase(_Runner):
 
     async def close(self) -> None:
         if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    async def _release(self, conn: Any) -> None:
+        # asyncpg closes a connection it cannot reset; nothing more to do here.
+        with contextlib.suppress(*_DRIVER):
+            await self._pool.release(conn)
 
     async def _acquire(self) -> Any:
         try:
@@ -203,7 +241,7 @@ class PostgresDatabase(_Runner):
         try:
             return await self._conn_fetch(conn, sql, params)
         finally:
-            await self._pool.release(conn)
+            await self._release(conn)
 
     async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
         rows = await self.fetch_all(sql, params)
@@ -221,15 +259,18 @@ class PostgresDatabase(_Runner):
         in-progress list, so two equal snapshots mean no transaction ended in
         between. That holds within one run of the server: after a crash, a
         failover or a restore, ids are handed out again and a snapshot can
-        repeat over other data. Every connection opened changes the version
-        as well, and those events all mean new connections, so versions from
-        before them never match versions after. No version on a standby.
+        repeat over other data. Those events end every connection, and every
+        connection this pool opens changes the version (one read while a
+        connection opens has none), as does the server's start time, so
+        versions from before them never match versions after. No version on
+        a standby.
         """
+        opened = self._opened
         rows = await self.fetch_all(_versioned(sql), params)
         first = rows[0]
-        # Read after the statement: the count then includes its own connection.
-        version = None if first[0] is None else f"{self._opened}/{first[0]}"
-        return (first[2:] if first[1] else None), version
+        # A connection opened meanwhile (maybe the one this ran on): no version.
+        steady = opened == self._opened and first[0] is not None
+        return (first[2:] if first[1] else None), (f"{opened}/{first[0]}" if steady else None)
 
     async def fetch_point(self, sql: str, params: Params = ()) -> Row | None:
         return await self.fetch_one(sql, params)
@@ -239,7 +280,7 @@ class PostgresDatabase(_Runner):
         try:
             return await self._conn_execute(conn, sql, params)
         finally:
-            await self._pool.release(conn)
+            await self._release(conn)
 
     async def execute_point(self, sql: str, params: Params = ()) -> int:
         return await self.execute(sql, params)
@@ -257,21 +298,24 @@ class PostgresDatabase(_Runner):
             try:
                 yield runner
             except BaseException:
-                # A lost connection has rolled back already, on the server.
-                with contextlib.suppress(*_LOST):
-                    await tx.rollback()
+                await _roll_back(conn, tx)
                 raise
             if runner.failed:
                 # PostgreSQL would turn this COMMIT into a silent ROLLBACK.
-                with contextlib.suppress(*_LOST):
-                    await tx.rollback()
+                await _roll_back(conn, tx)
                 raise DatabaseError("transaction aborted by an earlier error; rolled back")
             try:
                 await tx.commit()
             except _DRIVER as exc:
-                raise _failed(conn, exc) from exc
+                error = _failed(conn, exc)
+                if isinstance(error, DatabaseBusyError):
+                    # The COMMIT may have been applied: a retry could write twice.
+                    raise DatabaseError(
+                        "the database connection was lost during COMMIT; the outcome is unknown"
+                    ) from exc
+                raise error from exc
         finally:
-            await self._pool.release(conn)
+            await self._release(conn)
 
 
 class _PostgresTransaction(_Runner):
