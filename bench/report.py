@@ -42,6 +42,8 @@ def render(meta: dict[str, Any], rows: list[dict[str, Any]], systems: list[str])
             f"Versions: {meta['versions']['pocketbase']}; {meta['versions']['keel']} "
             f"({meta['keel_tree']}) on uvicorn {meta['versions']['uvicorn'].split()[2]}.",
             f"Password hashing: {hashing}.",
+            "SQLite durability: PocketBase synchronous=NORMAL, Keel SQLite synchronous="
+            f"{meta.get('keel_sqlite_synchronous', 'FULL (Keel default)')}.",
             *_background_line(meta),
             "",
             table(rows, systems, meta["dataset"]),
