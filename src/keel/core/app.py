@@ -172,11 +172,12 @@ class App:
         seen = self.db.data_version()
         if seen is None:
             row, seen = await self.db.fetch_versioned(_VERSION_SQL)
+            version = _version_text(row)
         elif seen == self._checked_at:
             return seen
         else:
-            row = await self.db.fetch_point(_VERSION_SQL)
-        if _version_text(row) != self._version:
+            version = await self._read_version()
+        if version != self._version:
             await self.reload()
         self._checked_at = seen
         return seen

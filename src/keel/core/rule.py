@@ -21,6 +21,7 @@ from keel.core.collection import AUTH_RULES, Collection
 from keel.core.errors import BadRequestError, FieldError, ForbiddenError
 from keel.core.request import RequestInfo
 from keel.core.resolver import DATE_MACROS, RecordResolver
+from keel.core.result_cache import BoundedCache
 from keel.query.ast import Expr, identifiers
 from keel.query.dialect import Dialect
 from keel.query.errors import FilterError
@@ -64,6 +65,7 @@ ALL_ROWS = RuleFilter()
 NO_ROWS = RuleFilter("1 = 0")
 
 
+#: Plans kept per collection in each table (shared, per caller).
 MAX_CACHED_PLANS = 512
 #: The longest request values (as text) a kept plan is keyed by.
 MAX_KEYED_VALUES = 256
@@ -125,9 +127,12 @@ def compile_expression(
         # The length marks where the text ends.
         key = f"{flags}:{len(text)}:{text}{values}"
         store = "caller_plans"
-    # Plans kept per caller are many: they get a table of their own, so
-    # clearing it leaves the shared plans (and the collection's statements).
-    plans: dict[str, RuleFilter] = coll.cached(store, dict)
+    # Plans kept per caller are many: they get a table of their own, so they
+    # never push out the shared plans. Plans live on the collection object,
+    # which a schema change replaces.
+    plans: BoundedCache[str, RuleFilter] = coll.cached(
+        store, lambda: BoundedCache(MAX_CACHED_PLANS)
+    )
     if kept:
         cached = plans.get(key)
         if cached is not None:
@@ -137,10 +142,7 @@ def compile_expression(
     compiled = compile_filter(tree, resolver, dialect)
     result = RuleFilter(compiled.sql, compiled.params)
     if kept:
-        # Plans live on the collection object, which a schema change replaces.
-        if len(plans) >= MAX_CACHED_PLANS:
-            plans.clear()
-        plans[key] = result
+        plans.put(key, result)
     return result
 
 

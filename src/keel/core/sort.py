@@ -15,6 +15,7 @@ from keel.core.collection import Collection
 from keel.core.errors import BadRequestError
 from keel.core.request import RequestInfo
 from keel.core.resolver import RecordResolver
+from keel.core.result_cache import BoundedCache
 from keel.core.schema import nullable
 from keel.query.errors import FilterError
 from keel.query.plan import Column
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from keel.core.app import App
 
 MAX_SORT_TERMS = 8
-#: Distinct sorts kept per collection (the table is emptied when full).
+#: Distinct sorts kept per collection (the least recently used go first).
 MAX_KEPT_SORTS = 256
 
 
@@ -65,14 +66,14 @@ def sort_clause(
     superuser = info.auth.is_superuser and info.auth.unrestricted
     if "." in sort or ":" in sort:
         return _build(app, coll, sort, info, superuser)
-    kept: dict[tuple[str, bool], tuple[str, tuple[Any, ...]]] = coll.cached("sorts", dict)
+    kept: BoundedCache[tuple[str, bool], tuple[str, tuple[Any, ...]]] = coll.cached(
+        "sorts", lambda: BoundedCache(MAX_KEPT_SORTS)
+    )
     key = (sort, superuser)
     clause = kept.get(key)
     if clause is None:
         clause = _build(app, coll, sort, info, superuser)  # raises before anything is kept
-        if len(kept) >= MAX_KEPT_SORTS:
-            kept.clear()
-        kept[key] = clause
+        kept.put(key, clause)
     return clause
 
 

@@ -89,8 +89,12 @@ def _translate(exc: BaseException) -> DatabaseError:
     if isinstance(exc, (asyncpg.DataError, ClientDataError, asyncpg.ProgramLimitExceededError)):
         return InvalidValueError(str(exc))
     if isinstance(exc, (*_GONE, asyncpg.TooManyConnectionsError)):
-        return DatabaseBusyError(f"the database connection failed: {exc}")
+        return _unreachable(exc)
     return DatabaseError(str(exc))
+
+
+def _unreachable(exc: BaseException) -> DatabaseBusyError:
+    return DatabaseBusyError(f"the database connection failed: {exc}")
 
 
 def _closed(conn: Any) -> bool:
@@ -125,7 +129,7 @@ def _failed(conn: Any, exc: BaseException) -> DatabaseError:
     if not _gone(conn, exc):
         return _translate(exc)
     _close(conn)
-    return DatabaseBusyError(f"the database connection failed: {exc}")
+    return _unreachable(exc)
 
 
 async def _roll_back(conn: Any, tx: Any) -> None:
